@@ -1,0 +1,61 @@
+"""demi: the plugin lifecycle manager behind Demi's conductor.
+
+Platforms are plugins in the ``demi.platforms`` entry-point group. demi discovers them
+(stevedore), loads the ones configuration asks for, keeps them healthy (anyio), routes
+requests to them and swaps one for another without stopping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .core.config import DemiSettings as DemiSettings
+from .core.config import PlatformSettings as PlatformSettings
+from .exceptions import ConfigError as ConfigError
+from .exceptions import DemiError as DemiError
+from .exceptions import PlatformRequestError as PlatformRequestError
+from .exceptions import PlatformTimeoutError as PlatformTimeoutError
+from .exceptions import PluginError as PluginError
+from .exceptions import PluginLoadError as PluginLoadError
+from .exceptions import PluginNotFoundError as PluginNotFoundError
+from .exceptions import PluginStateError as PluginStateError
+from .exceptions import PluginValidationError as PluginValidationError
+from .platforms import BasePlatform as BasePlatform
+from .platforms import HealthStatus as HealthStatus
+from .platforms import PluginHealth as PluginHealth
+from .plugins import PluginManager as PluginManager
+from .plugins import PluginMetadata as PluginMetadata
+from .plugins import PluginState as PluginState
+from .plugins import discover_plugins as discover_plugins
+from .plugins import validate_plugin_class as validate_plugin_class
+
+__all__ = [
+    "BasePlatform",
+    "ConfigError",
+    "DemiError",
+    "DemiSettings",
+    "HealthStatus",
+    "PlatformRequestError",
+    "PlatformSettings",
+    "PlatformTimeoutError",
+    "PluginError",
+    "PluginHealth",
+    "PluginLoadError",
+    "PluginManager",
+    "PluginMetadata",
+    "PluginNotFoundError",
+    "PluginState",
+    "PluginStateError",
+    "PluginValidationError",
+    "discover_plugins",
+    "validate_plugin_class",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The version lives in setup.cfg only; read it when asked.
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("demi")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

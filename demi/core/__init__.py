@@ -1,0 +1,1 @@
+"""Configuration and logging: the pieces every other layer of demi may use."""

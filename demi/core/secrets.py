@@ -1,0 +1,46 @@
+"""Keeping secrets out of every output: logs, errors, health reports and ``demi config``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import SecretBytes, SecretStr
+
+__all__ = ["REDACTED", "is_secret_key", "redact"]
+
+#: What a secret value is shown as.
+REDACTED = "**********"
+
+# A key is secret when one of its words is one of these (so "api_key", "authToken"
+# and "DB_PASSWORD" are, "monkey" and "keyboard_layout" are not).
+_SECRET_WORDS = frozenset(
+    {"token", "password", "passwd", "secret", "key", "apikey", "credential", "credentials"}
+)
+_WORD_SPLIT = re.compile(r"[^a-zA-Z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+
+
+def is_secret_key(key: object) -> bool:
+    """Whether a configuration key looks like it holds a secret."""
+    if not isinstance(key, str):
+        return False
+    return any(word.lower() in _SECRET_WORDS for word in _WORD_SPLIT.split(key) if word)
+
+
+def redact(value: Any) -> Any:
+    """Return a copy of ``value`` with secrets replaced by :data:`REDACTED`.
+
+    Secret types (``SecretStr``, ``SecretBytes``) and the values of secret-looking keys
+    are replaced at any depth of mappings and lists.
+    """
+    if isinstance(value, SecretStr | SecretBytes):
+        return REDACTED
+    if isinstance(value, Mapping):
+        return {
+            key: REDACTED if is_secret_key(key) and item is not None else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(item) for item in value]
+    return value

@@ -1,0 +1,76 @@
+"""The one exception tree of demi.
+
+Every error demi raises on purpose is a :class:`DemiError`::
+
+    DemiError
+    ├── ConfigError (also ValueError)          bad settings: which key, from where
+    └── PluginError                            carries .plugin_name
+        ├── PluginNotFoundError (LookupError)  no such plugin; lists the known names
+        ├── PluginValidationError (TypeError)  the class breaks the BasePlatform contract
+        ├── PluginLoadError                    import, config or initialize failed
+        ├── PluginStateError (RuntimeError)    an illegal lifecycle transition
+        └── PlatformRequestError               a request to a platform failed
+            └── PlatformTimeoutError (TimeoutError)
+
+Health failures are data (:class:`~demi.platforms.PluginHealth`), never exceptions.
+Messages never carry configuration values, so no secret can leak through them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DemiError",
+    "PlatformRequestError",
+    "PlatformTimeoutError",
+    "PluginError",
+    "PluginLoadError",
+    "PluginNotFoundError",
+    "PluginStateError",
+    "PluginValidationError",
+]
+
+
+class DemiError(Exception):
+    """Base class of every error demi raises on purpose."""
+
+
+class ConfigError(DemiError, ValueError):
+    """The configuration is invalid; the message names the key and its source."""
+
+
+class PluginError(DemiError):
+    """An error about one plugin.
+
+    :param plugin_name: the entry-point or instance name of the plugin, if known.
+    :param message: what went wrong, as one sentence.
+    """
+
+    def __init__(self, plugin_name: str | None, message: str) -> None:
+        super().__init__(message)
+        #: The plugin the error is about (``None`` when there is no single one).
+        self.plugin_name = plugin_name
+
+
+class PluginNotFoundError(PluginError, LookupError):
+    """No plugin of that name is known (installed, discovered or loaded)."""
+
+
+class PluginValidationError(PluginError, TypeError):
+    """An object does not fulfil the :class:`~demi.platforms.BasePlatform` contract."""
+
+
+class PluginLoadError(PluginError):
+    """A plugin could not be imported, configured or initialized."""
+
+
+class PluginStateError(PluginError, RuntimeError):
+    """A lifecycle transition that the state machine does not allow."""
+
+
+class PlatformRequestError(PluginError):
+    """A request sent to a platform failed; the platform stays usable."""
+
+
+class PlatformTimeoutError(PlatformRequestError, TimeoutError):
+    """A request to a platform did not finish within its timeout."""

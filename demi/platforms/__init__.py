@@ -1,0 +1,9 @@
+"""The platform contract: what a plugin implements."""
+
+from __future__ import annotations
+
+from .base import BasePlatform as BasePlatform
+from .base import HealthStatus as HealthStatus
+from .base import PluginHealth as PluginHealth
+
+__all__ = ["BasePlatform", "HealthStatus", "PluginHealth"]

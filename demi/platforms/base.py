@@ -1,0 +1,125 @@
+"""The contract every platform integration fulfils: :class:`BasePlatform`.
+
+A platform is a class registered under the ``demi.platforms`` entry-point group.
+The manager constructs it with no arguments, then drives it through four coroutine
+methods: :meth:`~BasePlatform.initialize`, :meth:`~BasePlatform.health_check`,
+:meth:`~BasePlatform.handle_request` and :meth:`~BasePlatform.shutdown`, each under
+a timeout.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+__all__ = ["BasePlatform", "HealthStatus", "PluginHealth"]
+
+
+class HealthStatus(str, enum.Enum):
+    """How a platform reports on its own health."""
+
+    #: Working as intended.
+    HEALTHY = "healthy"
+    #: Working, but with reduced capacity or quality.
+    DEGRADED = "degraded"
+    #: Not working; the check failed, raised or timed out.
+    UNHEALTHY = "unhealthy"
+    #: Not checked yet, or the answer could not be read.
+    UNKNOWN = "unknown"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PluginHealth:
+    """One health-check result.
+
+    The manager measures ``response_time_ms`` itself and overwrites what the plugin
+    reported, so results are comparable across plugins.
+    """
+
+    #: The verdict.
+    status: HealthStatus
+    #: How long the check took, in milliseconds.
+    response_time_ms: float = 0.0
+    #: When the check finished (timezone-aware, UTC).
+    last_check: datetime = field(default_factory=_utcnow)
+    #: Why the platform is not healthy, if it is not.
+    error_message: str | None = None
+
+    def __post_init__(self) -> None:
+        # Accept the plain strings of the enum ("healthy", ...) for convenience.
+        if not isinstance(self.status, HealthStatus):
+            object.__setattr__(self, "status", HealthStatus(self.status))
+        if self.last_check.tzinfo is None:
+            raise ValueError("PluginHealth.last_check must be timezone-aware (UTC)")
+
+    @property
+    def is_healthy(self) -> bool:
+        """Whether :attr:`status` is :attr:`HealthStatus.HEALTHY`."""
+        return self.status is HealthStatus.HEALTHY
+
+
+class BasePlatform(abc.ABC):
+    """Abstract base class of every platform integration.
+
+    Subclasses implement the four coroutine methods. ``name`` and ``status`` come for
+    free: the manager that loads the platform sets the name it was loaded under and
+    owns its lifecycle state, which ``status`` reports.
+
+    A platform may set :attr:`config_model` to a pydantic model class; the manager then
+    validates the configuration against it before :meth:`initialize` and passes the
+    validated values (``model_dump()``, so ``SecretStr`` fields stay secret).
+    """
+
+    #: Optional pydantic model that validates this platform's configuration.
+    config_model: ClassVar[type[BaseModel] | None] = None
+
+    # Set by the manager when it loads the platform; see demi.plugins.manager.
+    _demi_name: str | None = None
+    _demi_state: Callable[[], str] | None = None
+
+    @property
+    def name(self) -> str:
+        """The name this platform was loaded under (its class name until then)."""
+        return self._demi_name or type(self).__name__
+
+    @property
+    def status(self) -> str:
+        """The value of the platform's lifecycle state, as its manager tracks it.
+
+        A platform that no manager has loaded reports ``"discovered"``.
+        """
+        return self._demi_state() if self._demi_state is not None else "discovered"
+
+    @abc.abstractmethod
+    async def initialize(self, config: Mapping[str, Any]) -> bool:
+        """Connect and prepare to serve; return ``True`` when ready.
+
+        Returning ``False`` or raising fails the load; the reason is recorded.
+
+        :param config: this platform's configuration (validated by
+            :attr:`config_model` when there is one).
+        """
+
+    @abc.abstractmethod
+    async def health_check(self) -> PluginHealth:
+        """Report on the platform's health. Must not take longer than the health timeout."""
+
+    @abc.abstractmethod
+    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Serve one request and return its response as a JSON-like dict."""
+
+    @abc.abstractmethod
+    async def shutdown(self) -> None:
+        """Release everything the platform holds. Must be safe to call more than once,
+        and after a failed :meth:`initialize`."""
