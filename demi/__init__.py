@@ -15,6 +15,7 @@ from .exceptions import ConfigError as ConfigError
 from .exceptions import DemiError as DemiError
 from .exceptions import PlatformRequestError as PlatformRequestError
 from .exceptions import PlatformTimeoutError as PlatformTimeoutError
+from .exceptions import PlatformUnavailableError as PlatformUnavailableError
 from .exceptions import PluginError as PluginError
 from .exceptions import PluginLoadError as PluginLoadError
 from .exceptions import PluginNotFoundError as PluginNotFoundError
@@ -38,6 +39,7 @@ __all__ = [
     "PlatformRequestError",
     "PlatformSettings",
     "PlatformTimeoutError",
+    "PlatformUnavailableError",
     "PluginError",
     "PluginHealth",
     "PluginLoadError",

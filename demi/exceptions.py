@@ -10,7 +10,8 @@ Every error demi raises on purpose is a :class:`DemiError`::
         ├── PluginLoadError                    import, config or initialize failed
         ├── PluginStateError (RuntimeError)    an illegal lifecycle transition
         └── PlatformRequestError               a request to a platform failed
-            └── PlatformTimeoutError (TimeoutError)
+            ├── PlatformTimeoutError (TimeoutError)
+            └── PlatformUnavailableError       not active, or the conductor is stopping
 
 Health failures are data (:class:`~demi.platforms.PluginHealth`), never exceptions.
 Messages never carry configuration values, so no secret can leak through them.
@@ -23,6 +24,7 @@ __all__ = [
     "DemiError",
     "PlatformRequestError",
     "PlatformTimeoutError",
+    "PlatformUnavailableError",
     "PluginError",
     "PluginLoadError",
     "PluginNotFoundError",
@@ -74,3 +76,7 @@ class PlatformRequestError(PluginError):
 
 class PlatformTimeoutError(PlatformRequestError, TimeoutError):
     """A request to a platform did not finish within its timeout."""
+
+
+class PlatformUnavailableError(PlatformRequestError):
+    """The platform is not active (failed, stopped) or the conductor is stopping."""

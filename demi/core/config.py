@@ -31,6 +31,7 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    PrivateAttr,
     SecretStr,
     ValidationError,
 )
@@ -126,6 +127,18 @@ class DemiSettings(BaseSettings):
     #: Platform instances by name; the built-in ``echo`` when none are configured.
     platforms: dict[str, PlatformSettings] = Field(default_factory=_default_platforms)
 
+    _config_file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def config_file(self) -> Path | None:
+        """The TOML file these settings were read from, if any."""
+        return self._config_file
+
+    def source_of(self, *loc: str) -> str:
+        """Where the setting at ``loc`` (e.g. ``"platforms", "chat", "driver"``) came
+        from: an environment variable, ``.env``, the TOML file or the defaults."""
+        return source_of(loc, self._config_file)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -162,7 +175,9 @@ def resolve_config_file(explicit: str | os.PathLike[str] | None = None) -> Path 
         path = Path(named)
         if not path.is_file():
             origin = "--config" if explicit else f"{ENV_PREFIX}CONFIG"
-            raise ConfigError(f"config file {str(path)!r} (from {origin}) does not exist")
+            raise ConfigError(
+                f"config file {str(path)!r} (from {origin}) does not exist"
+            )
         return path
     default = Path(DEFAULT_CONFIG_FILE)
     return default if default.is_file() else None
@@ -181,11 +196,17 @@ def load_settings(
     path = resolve_config_file(config_file)
     token = _config_file.set(path)
     try:
-        return DemiSettings(**overrides)
+        settings = DemiSettings(**overrides)
+        settings._config_file = path
+        return settings
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {err}") from None
+        raise ConfigError(
+            f"config file {str(path)!r} is not valid TOML: {err}"
+        ) from None
     except OSError as err:
-        raise ConfigError(f"config file {str(path)!r} cannot be read: {err.strerror}") from None
+        raise ConfigError(
+            f"config file {str(path)!r} cannot be read: {err.strerror}"
+        ) from None
     except ValidationError as err:
         raise ConfigError(explain_validation_error(err, path, overrides)) from None
     finally:
@@ -229,6 +250,7 @@ def _in_dotenv(variable: str) -> bool:
     except OSError:
         return False
     return any(
-        line.strip().removeprefix("export ").split("=", 1)[0].strip().upper() == variable
+        line.strip().removeprefix("export ").split("=", 1)[0].strip().upper()
+        == variable
         for line in text.splitlines()
     )

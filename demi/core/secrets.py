@@ -16,7 +16,16 @@ REDACTED = "**********"
 # A key is secret when one of its words is one of these (so "api_key", "authToken"
 # and "DB_PASSWORD" are, "monkey" and "keyboard_layout" are not).
 _SECRET_WORDS = frozenset(
-    {"token", "password", "passwd", "secret", "key", "apikey", "credential", "credentials"}
+    {
+        "token",
+        "password",
+        "passwd",
+        "secret",
+        "key",
+        "apikey",
+        "credential",
+        "credentials",
+    }
 )
 _WORD_SPLIT = re.compile(r"[^a-zA-Z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 

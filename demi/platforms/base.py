@@ -58,8 +58,9 @@ class PluginHealth:
 
     def __post_init__(self) -> None:
         # Accept the plain strings of the enum ("healthy", ...) for convenience.
-        if not isinstance(self.status, HealthStatus):
-            object.__setattr__(self, "status", HealthStatus(self.status))
+        status: object = self.status
+        if not isinstance(status, HealthStatus):
+            object.__setattr__(self, "status", HealthStatus(status))
         if self.last_check.tzinfo is None:
             raise ValueError("PluginHealth.last_check must be timezone-aware (UTC)")
 

@@ -12,6 +12,7 @@ import anyio.to_thread
 
 from ..platforms.base import BasePlatform
 
+
 def describe(err: BaseException) -> str:
     """``"Type: message"`` for an exception, or just the type when it has no message."""
     text = str(err)

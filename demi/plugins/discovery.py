@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "EntryPointInfo",
     "discover_plugins",
+    "entry_point_names",
     "load_driver",
     "refresh_entry_points",
     "scan_entry_points",
@@ -93,7 +94,8 @@ def validate_plugin_class(obj: object) -> None:
             )
         if not blocking and not inspect.iscoroutinefunction(method):
             raise PluginValidationError(
-                None, f"{label}.{method_name} must be a coroutine function ('async def')"
+                None,
+                f"{label}.{method_name} must be a coroutine function ('async def')",
             )
     model = obj.config_model
     if model is not None and not _is_pydantic_model(model):
@@ -139,7 +141,9 @@ def _conflict_message(namespace: str, name: str, targets: Iterable[str]) -> str:
     owners = []
     for target in targets:
         dist, version = _dist_of(namespace, name, target)
-        owners.append(f"{target} ({dist or 'unknown distribution'} {version or ''})".strip())
+        owners.append(
+            f"{target} ({dist or 'unknown distribution'} {version or ''})".strip()
+        )
     return f"conflict: {name!r} is registered more than once: {'; '.join(owners)}"
 
 
@@ -159,7 +163,9 @@ def _import_namespace(
     errors: dict[int, str] = {}
     failed_eps: list[tuple[importlib.metadata.EntryPoint, str]] = []
 
-    def on_failure(_mgr: object, ep: importlib.metadata.EntryPoint, err: BaseException) -> None:
+    def on_failure(
+        _mgr: object, ep: importlib.metadata.EntryPoint, err: BaseException
+    ) -> None:
         failed_eps.append((ep, _describe(err)))
 
     try:
@@ -217,11 +223,15 @@ def scan_entry_points(namespace: str = DEFAULT_NAMESPACE) -> list[EntryPointInfo
                 "plugin %r (%s, from %s %s) is unusable: %s",
                 ep.name, _target(ep), dist or "unknown distribution", version or "", error,
             )  # fmt: skip
-        report.append(EntryPointInfo(ep.name, _target(ep), dist, version, plugin, error))
+        report.append(
+            EntryPointInfo(ep.name, _target(ep), dist, version, plugin, error)
+        )
     return sorted(report, key=lambda info: (info.name, info.target))
 
 
-def discover_plugins(namespace: str = DEFAULT_NAMESPACE) -> dict[str, type[BasePlatform]]:
+def discover_plugins(
+    namespace: str = DEFAULT_NAMESPACE,
+) -> dict[str, type[BasePlatform]]:
     """Return ``{name: platform class}`` for every valid plugin in the namespace.
 
     Broken plugins are logged and left out; see :func:`scan_entry_points` for the
@@ -245,11 +255,11 @@ def load_driver(name: str, namespace: str = DEFAULT_NAMESPACE) -> type[BasePlatf
         class is not a valid platform.
     """
     try:
-        driver = stevedore.DriverManager(
+        driver: object = stevedore.DriverManager(
             namespace, name, invoke_on_load=False, on_missing_entrypoints_callback=None
         ).driver
     except NoMatches:
-        known = sorted({ep.name for ep in importlib.metadata.entry_points(group=namespace)})
+        known = entry_point_names(namespace)
         raise PluginNotFoundError(
             name,
             f"no plugin named {name!r} in {namespace!r}; "
@@ -261,7 +271,9 @@ def load_driver(name: str, namespace: str = DEFAULT_NAMESPACE) -> type[BasePlatf
             for ep in importlib.metadata.entry_points(group=namespace)
             if ep.name == name
         ]
-        raise PluginLoadError(name, _conflict_message(namespace, name, targets)) from None
+        raise PluginLoadError(
+            name, _conflict_message(namespace, name, targets)
+        ) from None
     except (Exception, SystemExit) as err:
         raise PluginLoadError(
             name, f"plugin {name!r} failed to import: {_describe(err)}"
@@ -269,7 +281,14 @@ def load_driver(name: str, namespace: str = DEFAULT_NAMESPACE) -> type[BasePlatf
     try:
         return _checked(driver)
     except PluginValidationError as err:
-        raise PluginLoadError(name, f"plugin {name!r} is not a valid platform: {err}") from err
+        raise PluginLoadError(
+            name, f"plugin {name!r} is not a valid platform: {err}"
+        ) from err
+
+
+def entry_point_names(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
+    """The names registered in the namespace, sorted, without importing anything."""
+    return sorted({ep.name for ep in importlib.metadata.entry_points(group=namespace)})
 
 
 def refresh_entry_points(namespace: str = DEFAULT_NAMESPACE) -> None:

@@ -129,11 +129,23 @@ class PluginManager:
             }
         return dict(self._classes)
 
-    async def refresh(self) -> dict[str, type[BasePlatform]]:
-        """Forget cached entry points and scan again, to see newly installed plugins."""
+    def refresh(self) -> None:
+        """Forget cached entry points and the last scan, so that plugins installed (or
+        removed) since then are seen by the next load or scan. Loaded classes stay."""
         if self._uses_entry_points:
             discovery.refresh_entry_points(self.namespace)
-        return await self.discover_and_register()
+            self._scanned = {}
+            self._classes = {
+                slot.driver: self._classes[slot.driver]
+                for slot in self._slots.values()
+                if slot.driver in self._classes
+            }
+
+    def known_names(self) -> list[str]:
+        """Names of every plugin that could be loaded, without importing any of them."""
+        if not self._uses_entry_points:
+            return sorted(self._classes)
+        return discovery.entry_point_names(self.namespace)
 
     def list_plugins(self) -> list[PluginMetadata]:
         """Every plugin known to this manager, failures included, sorted by name.
@@ -151,19 +163,27 @@ class PluginManager:
                 driver=info.name, valid=info.valid,
             )  # fmt: skip
         for slot in self._slots.values():
-            info = self._scanned.get(slot.driver)
-            found[slot.name] = PluginMetadata(
-                name=slot.name,
-                state=slot.lifecycle.state,
-                error=slot.lifecycle.error,
-                target=info.target if info else _target_of(self._classes.get(slot.driver)),
-                distribution=info.distribution if info else None,
-                version=info.version if info else None,
-                driver=slot.driver,
-                valid=slot.driver in self._classes,
-                details=_health_details(slot.health),
-            )
+            found[slot.name] = self._describe(slot)
         return [found[name] for name in sorted(found)]
+
+    def metadata(self, name: str) -> PluginMetadata | None:
+        """A snapshot of the instance loaded under ``name``, or ``None`` if there is none."""
+        slot = self._slots.get(name)
+        return self._describe(slot) if slot else None
+
+    def _describe(self, slot: _Slot) -> PluginMetadata:
+        info = self._scanned.get(slot.driver)
+        return PluginMetadata(
+            name=slot.name,
+            state=slot.lifecycle.state,
+            error=slot.lifecycle.error,
+            target=info.target if info else _target_of(self._classes.get(slot.driver)),
+            distribution=info.distribution if info else None,
+            version=info.version if info else None,
+            driver=slot.driver,
+            valid=slot.driver in self._classes,
+            details=_health_details(slot.health),
+        )
 
     def state_of(self, name: str) -> PluginState | None:
         """The lifecycle state of the instance ``name``, or ``None`` if never loaded."""
@@ -183,10 +203,13 @@ class PluginManager:
         if slot is not None:
             why = f": {slot.lifecycle.error}" if slot.lifecycle.error else ""
             raise PluginNotFoundError(
-                name, f"plugin {name!r} is not active ({slot.lifecycle.state.value}{why})"
+                name,
+                f"plugin {name!r} is not active ({slot.lifecycle.state.value}{why})",
             )
         active = ", ".join(sorted(self.active_names())) or "none"
-        raise PluginNotFoundError(name, f"plugin {name!r} is not loaded; active: {active}")
+        raise PluginNotFoundError(
+            name, f"plugin {name!r} is not loaded; active: {active}"
+        )
 
     def active_names(self) -> list[str]:
         """Names of the active instances, in load order."""
@@ -260,7 +283,8 @@ class PluginManager:
             self._slots.pop(slot.name, None)
             raise
         except TimeoutError:
-            raise self._fail(slot, f"import did not finish within {settings.init_timeout:g}s")
+            reason = f"import did not finish within {settings.init_timeout:g}s"
+            raise self._fail(slot, reason) from None
         except PluginLoadError as err:
             slot.lifecycle.move_to(PluginState.FAILED, str(err))
             raise
@@ -268,7 +292,9 @@ class PluginManager:
         options = self._validated_config(slot, plugin_cls)
         remaining = max(settings.init_timeout - (time.monotonic() - started), 0.001)
         try:
-            ready = await call(platform, "initialize", options, timeout=remaining, threads=slot.threads)
+            ready = await call(
+                platform, "initialize", options, timeout=remaining, threads=slot.threads
+            )
         except TimeoutError:
             reason = f"initialize did not finish within {settings.init_timeout:g}s"
         except Exception as err:
@@ -283,7 +309,9 @@ class PluginManager:
                 return platform
             reason = f"initialize returned {ready!r}, not True"
         await self._abandon(slot, reason)
-        raise PluginLoadError(slot.name, f"plugin {slot.name!r} failed to start: {reason}")
+        raise PluginLoadError(
+            slot.name, f"plugin {slot.name!r} failed to start: {reason}"
+        )
 
     async def _resolve(self, driver: str) -> type[BasePlatform]:
         known = self._classes.get(driver)
@@ -291,10 +319,14 @@ class PluginManager:
             return known
         broken = self._scanned.get(driver)
         if broken is not None and broken.error is not None:
-            raise PluginLoadError(driver, f"plugin {driver!r} is unusable: {broken.error}")
+            raise PluginLoadError(
+                driver, f"plugin {driver!r} is unusable: {broken.error}"
+            )
         if not self._uses_entry_points:
             names = ", ".join(sorted(self._classes)) or "none"
-            raise PluginNotFoundError(driver, f"no plugin named {driver!r}; known: {names}")
+            raise PluginNotFoundError(
+                driver, f"no plugin named {driver!r}; known: {names}"
+            )
         plugin = await anyio.to_thread.run_sync(
             discovery.load_driver, driver, self.namespace, abandon_on_cancel=True
         )
@@ -305,7 +337,9 @@ class PluginManager:
         try:
             platform = plugin_cls()
         except Exception as err:
-            raise self._fail(slot, f"constructing {plugin_cls.__qualname__} raised {describe(err)}") from err
+            raise self._fail(
+                slot, f"constructing {plugin_cls.__qualname__} raised {describe(err)}"
+            ) from err
         lifecycle = slot.lifecycle
         platform._demi_name = slot.name
         platform._demi_state = lambda: lifecycle.state.value
@@ -315,7 +349,9 @@ class PluginManager:
             slot.threads = anyio.CapacityLimiter(_THREADS_PER_PLATFORM)
         return platform
 
-    def _validated_config(self, slot: _Slot, plugin_cls: type[BasePlatform]) -> Mapping[str, Any]:
+    def _validated_config(
+        self, slot: _Slot, plugin_cls: type[BasePlatform]
+    ) -> Mapping[str, Any]:
         model = plugin_cls.config_model
         if model is None:
             return dict(slot.config)
@@ -334,7 +370,9 @@ class PluginManager:
         """Record the failure and return the error to raise."""
         slot.platform = None
         slot.lifecycle.move_to(PluginState.FAILED, reason)
-        return PluginLoadError(slot.name, f"plugin {slot.name!r} failed to start: {reason}")
+        return PluginLoadError(
+            slot.name, f"plugin {slot.name!r} failed to start: {reason}"
+        )
 
     async def _abandon(self, slot: _Slot, reason: str) -> None:
         """Mark a plugin failed and give its shutdown a bounded chance to release what
@@ -379,7 +417,9 @@ class PluginManager:
         timeout = self.settings.health_timeout
         started = time.perf_counter()
         try:
-            result = await call(platform, "health_check", timeout=timeout, threads=slot.threads)
+            result = await call(
+                platform, "health_check", timeout=timeout, threads=slot.threads
+            )
         except TimeoutError:
             result = f"health_check did not finish within {timeout:g}s"
         except Exception as err:
@@ -387,10 +427,14 @@ class PluginManager:
         elapsed_ms = (time.perf_counter() - started) * 1000
         now = datetime.now(UTC)
         if isinstance(result, PluginHealth):
-            health = dataclasses.replace(result, response_time_ms=elapsed_ms, last_check=now)
+            health = dataclasses.replace(
+                result, response_time_ms=elapsed_ms, last_check=now
+            )
         else:
             if not isinstance(result, str):
-                result = f"health_check returned {type(result).__name__}, not PluginHealth"
+                result = (
+                    f"health_check returned {type(result).__name__}, not PluginHealth"
+                )
             health = PluginHealth(HealthStatus.UNHEALTHY, elapsed_ms, now, result)
         slot.health = health
         return health
@@ -414,13 +458,18 @@ class PluginManager:
         platform = self.get_plugin(name)
         limit = timeout if timeout is not None else self.settings.request_timeout
         return await call(
-            platform, "handle_request", request, timeout=limit, threads=self._slots[name].threads
+            platform,
+            "handle_request",
+            request,
+            timeout=limit,
+            threads=self._slots[name].threads,
         )
 
     # -- unloading ------------------------------------------------------------
 
-    async def unload_plugin(self, name: str) -> bool:
-        """Shut down the instance ``name`` (shielded, bounded by the shutdown timeout).
+    async def unload_plugin(self, name: str, *, timeout: float | None = None) -> bool:
+        """Shut down the instance ``name`` (shielded, bounded by the shutdown timeout,
+        or by ``timeout`` when given).
 
         A shutdown that raises or hangs is recorded (the instance ends ``failed``
         with the reason) and never raised.
@@ -439,7 +488,7 @@ class PluginManager:
             platform = slot.platform
             slot.lifecycle.move_to(PluginState.STOPPING)
             with anyio.CancelScope(shield=True):
-                error = await self._call_shutdown(name, platform, slot.threads)
+                error = await self._call_shutdown(name, platform, slot.threads, timeout)
             slot.platform = None
             if error is None:
                 slot.lifecycle.move_to(PluginState.STOPPED)
@@ -448,9 +497,14 @@ class PluginManager:
             return True
 
     async def _call_shutdown(
-        self, name: str, platform: BasePlatform, threads: anyio.CapacityLimiter | None
+        self,
+        name: str,
+        platform: BasePlatform,
+        threads: anyio.CapacityLimiter | None,
+        timeout: float | None = None,
     ) -> str | None:
-        timeout = self.settings.shutdown_timeout
+        if timeout is None:
+            timeout = self.settings.shutdown_timeout
         try:
             await call(platform, "shutdown", timeout=timeout, threads=threads)
         except TimeoutError:

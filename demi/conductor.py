@@ -1,0 +1,503 @@
+"""The conductor: runs the configured platform instances and routes requests to them.
+
+Each configured instance (``[platforms.chat]`` with ``driver = "echo"``) gets a
+*route*: the manager key of the platform currently behind it, a concurrency limiter
+and a count of requests in flight. Swapping a driver builds a new route beside the old
+one and moves the pointer only once the new platform is active; the old route drains
+before its platform is shut down. A request reads the route once, so it never sees a
+half-swapped platform.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import anyio
+from anyio import AsyncContextManagerMixin
+
+from .core.config import DemiSettings, PlatformSettings, load_settings
+from .core.logger import get_logger
+from .exceptions import (
+    ConfigError,
+    DemiError,
+    PlatformRequestError,
+    PlatformTimeoutError,
+    PlatformUnavailableError,
+    PluginLoadError,
+    PluginNotFoundError,
+)
+from .platforms.base import PluginHealth
+from .plugins._calls import describe
+from .plugins.base import PluginState
+from .plugins.manager import PluginManager
+
+__all__ = ["Conductor", "InstanceStatus", "ReloadResult", "RequestObserver"]
+
+LOG = get_logger(__name__)
+
+#: Told of every finished request: instance, seconds taken, and the error if it failed.
+RequestObserver = Callable[[str, float, "BaseException | None"], None]
+
+
+@dataclass(eq=False)
+class _Route:
+    """Where requests for one instance go right now."""
+
+    instance: str
+    spec: PlatformSettings
+    #: The manager's name for the platform behind this route.
+    key: str
+    limiter: anyio.CapacityLimiter
+    in_flight: int = 0
+    _idle: anyio.Event | None = None
+
+    def enter(self) -> None:
+        self.in_flight += 1
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, until no request is in flight."""
+        if self.in_flight == 0:
+            return True
+        self._idle = anyio.Event()
+        with anyio.move_on_after(timeout):
+            await self._idle.wait()
+        return self.in_flight == 0
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceStatus:
+    """A snapshot of one configured instance, for display and probes."""
+
+    instance: str
+    driver: str
+    required: bool
+    #: ``None`` before its first start attempt.
+    state: PluginState | None
+    error: str | None
+    #: The latest health result, if a check ran.
+    health: PluginHealth | None
+    in_flight: int
+
+
+@dataclass(slots=True)
+class ReloadResult:
+    """What :meth:`Conductor.reload` changed."""
+
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    switched: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    #: Instances whose change failed, with the reason; they keep what they had.
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class Conductor(AsyncContextManagerMixin):
+    """Starts the enabled platform instances, routes requests, swaps drivers.
+
+    ::
+
+        async with Conductor() as conductor:
+            reply = await conductor.dispatch("echo", {"text": "hi"})
+
+    :param settings: read from the environment and the TOML file when ``None``.
+    :param manager: the plugin manager to use (one is built from ``settings``).
+    :param config_file: the TOML file :meth:`reload` re-reads (default: as
+        :func:`~demi.core.config.load_settings` resolves it).
+    """
+
+    def __init__(
+        self,
+        settings: DemiSettings | None = None,
+        *,
+        manager: PluginManager | None = None,
+        config_file: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self._config_file = config_file
+        self.settings = settings if settings is not None else load_settings(config_file)
+        self.manager = (
+            manager
+            if manager is not None
+            else PluginManager(self.settings.namespace, self.settings)
+        )
+        self._routes: dict[str, _Route] = {}
+        # Instances in the order they became active: stopped in reverse.
+        self._started: list[str] = []
+        self._generations = itertools.count(2)
+        self._swap_locks: dict[str, anyio.Lock] = {}
+        self._observers: list[RequestObserver] = []
+        self._accepting = False
+        self._stop_scope: anyio.CancelScope | None = None
+
+    @asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncGenerator[Self]:
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()
+
+    # -- starting -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start every enabled instance at once.
+
+        An instance that fails is reported and left ``failed``; the others carry on.
+
+        :raises ConfigError: an enabled instance names a driver that is not installed
+            (checked before anything starts).
+        :raises PluginLoadError: an instance marked ``required`` failed; everything
+            started so far has been stopped again.
+        """
+        specs = self.settings.enabled_platforms()
+        self._check_drivers(self.settings, specs)
+        self._accepting = True
+        failures = await self._start_all(specs)
+        fatal = {name: why for name, why in failures.items() if specs[name].required}
+        if fatal:
+            await self.stop()
+            name, why = next(iter(fatal.items()))
+            raise PluginLoadError(
+                name, f"required platform {name!r} did not start: {why}"
+            )
+
+    def _check_drivers(
+        self, settings: DemiSettings, specs: Mapping[str, PlatformSettings]
+    ) -> None:
+        known = set(self.manager.known_names())
+        for name, spec in specs.items():
+            if spec.driver not in known:
+                raise ConfigError(
+                    f"invalid configuration: platforms.{name}.driver: unknown driver "
+                    f"{spec.driver!r}; installed: {', '.join(sorted(known)) or 'none'} "
+                    f"(from {settings.source_of('platforms', name, 'driver')})"
+                )
+
+    async def _start_all(self, specs: Mapping[str, PlatformSettings]) -> dict[str, str]:
+        failures: dict[str, str] = {}
+
+        async def start_one(name: str, spec: PlatformSettings) -> None:
+            error = await self._start_instance(name, spec)
+            if error is not None:
+                failures[name] = error
+
+        async with anyio.create_task_group() as group:
+            for name, spec in specs.items():
+                group.start_soon(start_one, name, spec)
+        return failures
+
+    async def _start_instance(self, name: str, spec: PlatformSettings) -> str | None:
+        """Start one instance under its route; return why it failed, if it did."""
+        route = self._routes.get(name)
+        if route is None:
+            route = _Route(
+                name, spec, name, anyio.CapacityLimiter(spec.max_concurrency)
+            )
+            self._routes[name] = route
+        try:
+            await self.manager.load_plugin(spec.driver, spec.config, instance=route.key)
+        except DemiError as err:
+            LOG.error(
+                "platform %s (driver %s) did not start: %s", name, spec.driver, err
+            )
+            return str(err)
+        if name not in self._started:
+            self._started.append(name)
+        return None
+
+    # -- requests -------------------------------------------------------------
+
+    def add_request_observer(self, observer: RequestObserver) -> None:
+        """Call ``observer(instance, seconds, error)`` after every dispatched request."""
+        self._observers.append(observer)
+
+    async def dispatch(
+        self, instance: str, request: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Send ``request`` to the platform behind ``instance``; return its response.
+
+        Bounded by the request timeout and the instance's ``max_concurrency``. Errors
+        are raised as :class:`~demi.PlatformRequestError` subclasses naming the
+        instance; the platform stays usable.
+
+        :raises PluginNotFoundError: no such instance is configured.
+        :raises PlatformUnavailableError: the instance is not active, or the
+            conductor is stopping.
+        :raises PlatformTimeoutError: no answer within the request timeout.
+        :raises PlatformRequestError: the platform raised or answered with a non-dict.
+        """
+        if not isinstance(request, Mapping):
+            raise PlatformRequestError(
+                instance, f"a request must be a mapping, not {type(request).__name__}"
+            )
+        route = self._route(instance)
+        if not self._accepting:
+            raise PlatformUnavailableError(
+                instance, f"platform {instance!r} refused the request: demi is stopping"
+            )
+        started = time.perf_counter()
+        route.enter()
+        error: BaseException | None = None
+        try:
+            async with route.limiter:
+                return await self._send(route, request)
+        except BaseException as err:
+            error = err
+            raise
+        finally:
+            route.leave()
+            elapsed = time.perf_counter() - started
+            for observer in self._observers:
+                observer(instance, elapsed, error)
+
+    def _route(self, instance: str) -> _Route:
+        route = self._routes.get(instance)
+        if route is None:
+            configured = ", ".join(sorted(self._routes)) or "none"
+            raise PluginNotFoundError(
+                instance, f"no platform instance {instance!r}; running: {configured}"
+            )
+        return route
+
+    async def _send(self, route: _Route, request: Mapping[str, Any]) -> dict[str, Any]:
+        instance = route.instance
+        timeout = self.settings.request_timeout
+        try:
+            response = await self.manager.handle_request(
+                route.key, request, timeout=timeout
+            )
+        except PluginNotFoundError as err:
+            raise PlatformUnavailableError(
+                instance, str(err).replace(route.key, instance)
+            ) from None
+        except TimeoutError:
+            raise PlatformTimeoutError(
+                instance, f"platform {instance!r} did not answer within {timeout:g}s"
+            ) from None
+        except Exception as err:
+            raise PlatformRequestError(
+                instance, f"platform {instance!r} failed the request: {describe(err)}"
+            ) from err
+        if not isinstance(response, dict):
+            raise PlatformRequestError(
+                instance,
+                f"platform {instance!r} answered with {type(response).__name__}, not a dict",
+            )
+        return response
+
+    # -- swapping and reloading -----------------------------------------------
+
+    async def switch_driver(
+        self, instance: str, driver: str, config: Mapping[str, Any] | None = None
+    ) -> None:
+        """Replace the platform behind ``instance`` without dropping a request.
+
+        The new driver is loaded and initialized first; only when it is active do new
+        requests go to it. Requests in flight on the old one finish (bounded by the
+        shutdown timeout) before it is shut down.
+
+        :param config: the new driver's configuration; the instance's own when ``None``.
+        :raises PluginNotFoundError: no such instance.
+        :raises PluginLoadError: the new driver did not start; the old one keeps serving.
+        """
+        async with self._swap_locks.setdefault(instance, anyio.Lock()):
+            old = self._route(instance)
+            new_config = dict(config) if config is not None else dict(old.spec.config)
+            spec = old.spec.model_copy(update={"driver": driver, "config": new_config})
+            key = f"{instance}@{next(self._generations)}"
+            try:
+                await self.manager.load_plugin(driver, new_config, instance=key)
+            except DemiError as err:
+                await self.manager.unload_plugin(key)  # forget the failed attempt
+                raise PluginLoadError(
+                    instance,
+                    f"cannot switch {instance!r} to driver {driver!r}: {err}; "
+                    f"{old.spec.driver!r} keeps serving",
+                ) from err
+            self._routes[instance] = _Route(
+                instance, spec, key, anyio.CapacityLimiter(spec.max_concurrency)
+            )
+            if instance not in self._started:
+                self._started.append(instance)
+            LOG.info(
+                "platform %s: now served by %s (was %s)",
+                instance,
+                driver,
+                old.spec.driver,
+            )
+            await self._retire(old)
+
+    async def _retire(self, route: _Route, timeout: float | None = None) -> None:
+        """Let a route's requests finish, then shut its platform down (shielded)."""
+        limit = self.settings.shutdown_timeout if timeout is None else timeout
+        with anyio.CancelScope(shield=True):
+            if not await route.drain(limit):
+                LOG.warning(
+                    "platform %s: %d request(s) still in flight after %gs; shutting down",
+                    route.instance, route.in_flight, limit,
+                )  # fmt: skip
+            await self.manager.unload_plugin(route.key, timeout=limit)
+
+    async def restart(self, instance: str) -> bool:
+        """Shut the instance's platform down (bounded) and load it afresh with the same
+        driver and configuration.
+
+        :returns: whether it is active again.
+        :raises PluginNotFoundError: no such instance.
+        """
+        async with self._swap_locks.setdefault(instance, anyio.Lock()):
+            route = self._route(instance)
+            await self._retire(route)
+            return await self._start_instance(instance, route.spec) is None
+
+    async def reload(self, settings: DemiSettings | None = None) -> ReloadResult:
+        """Re-read the configuration and apply the difference.
+
+        Adds new instances, stops removed (or disabled) ones, swaps those whose driver
+        or config changed, and leaves the rest alone. Plugins installed since start-up
+        are seen. A bad configuration changes nothing.
+
+        :raises ConfigError: the new configuration is invalid.
+        """
+        new_settings = (
+            settings if settings is not None else load_settings(self._config_file)
+        )
+        self.manager.refresh()
+        wanted = new_settings.enabled_platforms()
+        self._check_drivers(new_settings, wanted)
+        result = ReloadResult()
+        self.settings = new_settings
+        self.manager.settings = new_settings
+        for name in [n for n in reversed(self._started) if n not in wanted] + [
+            n for n in self._routes if n not in wanted and n not in self._started
+        ]:
+            await self._retire(self._routes.pop(name))
+            if name in self._started:
+                self._started.remove(name)
+            result.removed.append(name)
+        to_add = {n: s for n, s in wanted.items() if n not in self._routes}
+        for name, spec in wanted.items():
+            if name in to_add:
+                continue
+            route = self._routes[name]
+            if (route.spec.driver, route.spec.config) != (spec.driver, spec.config):
+                try:
+                    await self.switch_driver(name, spec.driver, spec.config)
+                except DemiError as err:
+                    result.failed[name] = str(err)
+                    continue
+                result.switched.append(name)
+            else:
+                result.unchanged.append(name)
+            route = self._routes[name]
+            route.spec = spec
+            route.limiter.total_tokens = spec.max_concurrency
+        result.failed.update(await self._start_all(to_add))
+        result.added.extend(n for n in to_add if n not in result.failed)
+        LOG.info(
+            "reloaded: added %s, removed %s, switched %s, failed %s",
+            result.added, result.removed, result.switched, list(result.failed),
+        )  # fmt: skip
+        return result
+
+    # -- status and health ----------------------------------------------------
+
+    def instances(self) -> list[InstanceStatus]:
+        """A snapshot of every configured instance, in configuration order."""
+        statuses = []
+        for name, route in self._routes.items():
+            meta = self.manager.metadata(route.key)
+            statuses.append(
+                InstanceStatus(
+                    instance=name,
+                    driver=route.spec.driver,
+                    required=route.spec.required,
+                    state=meta.state if meta else None,
+                    error=meta.error if meta else None,
+                    health=self.manager.latest_health(route.key),
+                    in_flight=route.in_flight,
+                )
+            )
+        return statuses
+
+    async def check_health(self) -> dict[str, PluginHealth]:
+        """One concurrent health round over the active instances, by instance name."""
+        by_key = await self.manager.health_check_all()
+        return {
+            name: by_key[route.key]
+            for name, route in self._routes.items()
+            if route.key in by_key
+        }
+
+    @property
+    def accepting(self) -> bool:
+        """Whether new requests are accepted (false before start and once stopping)."""
+        return self._accepting
+
+    # -- stopping -------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Stop accepting requests, drain, and shut down in reverse start order.
+
+        Shielded from cancellation and bounded as a whole by ``stop_timeout``; each
+        platform's shutdown by ``shutdown_timeout``. :meth:`abort` cuts it short.
+        """
+        self._accepting = False
+        settings = self.settings
+        deadline = anyio.current_time() + settings.stop_timeout
+        with anyio.CancelScope(deadline=deadline, shield=True) as scope:
+            self._stop_scope = scope
+            drain_for = min(settings.shutdown_timeout, settings.stop_timeout / 2)
+            async with anyio.create_task_group() as group:
+                for route in self._routes.values():
+                    group.start_soon(route.drain, drain_for)
+            for name in reversed(self._started):
+                remaining = max(deadline - anyio.current_time(), 0.001)
+                timeout = min(settings.shutdown_timeout, remaining)
+                await self.manager.unload_plugin(
+                    self._routes[name].key, timeout=timeout
+                )
+            await self.manager.unload_all()
+        self._stop_scope = None
+        if scope.cancel_called:
+            left = [
+                n
+                for n in self._started
+                if self.manager.state_of(self._routes[n].key) is PluginState.ACTIVE
+            ]
+            LOG.error("stop cut short; not shut down: %s", ", ".join(left) or "none")
+        self._started.clear()
+
+    def abort(self) -> None:
+        """Cut a running :meth:`stop` short (a second signal): remaining shutdowns are
+        abandoned."""
+        if self._stop_scope is not None:
+            self._stop_scope.cancel()
+
+    def only(self, names: Iterable[str]) -> Self:
+        """Restrict this (not yet started) conductor to the named instances.
+
+        :raises PluginNotFoundError: a name is not configured.
+        """
+        platforms = self.settings.platforms
+        chosen = {}
+        for name in names:
+            if name not in platforms:
+                configured = ", ".join(sorted(platforms)) or "none"
+                raise PluginNotFoundError(
+                    name,
+                    f"no platform instance {name!r} is configured; configured: {configured}",
+                )
+            chosen[name] = platforms[name].model_copy(update={"enabled": True})
+        self.settings = self.settings.model_copy(update={"platforms": chosen})
+        return self
