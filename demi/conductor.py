@@ -88,6 +88,8 @@ class InstanceStatus:
     #: The latest health result, if a check ran.
     health: PluginHealth | None
     in_flight: int
+    #: Seconds spent in each lifecycle state, by state value.
+    time_in_states: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -426,9 +428,22 @@ class Conductor(AsyncContextManagerMixin):
                     error=meta.error if meta else None,
                     health=self.manager.latest_health(route.key),
                     in_flight=route.in_flight,
+                    time_in_states=self.manager.time_in_states(route.key),
                 )
             )
         return statuses
+
+    def spec_of(self, instance: str) -> PlatformSettings | None:
+        """The settings an instance runs with, or ``None`` if it is not configured."""
+        route = self._routes.get(instance)
+        return route.spec if route else None
+
+    async def fail(self, instance: str, reason: str) -> None:
+        """Take ``instance`` out of service for good (until a restart or reload):
+        its platform is shut down and left ``failed`` with ``reason``."""
+        route = self._routes.get(instance)
+        if route is not None:
+            await self.manager.fail_plugin(route.key, reason)
 
     async def check_health(self) -> dict[str, PluginHealth]:
         """One concurrent health round over the active instances, by instance name."""

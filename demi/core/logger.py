@@ -36,9 +36,23 @@ def configure_logging(level: int | str = logging.INFO) -> None:
         if getattr(handler, "_demi_cli", False):
             logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_ScrubSecrets())
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
     handler._demi_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(level)
+
+
+class _ScrubSecrets(logging.Filter):
+    """Replace registered secret values in a record's final message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from .secrets import scrub
+
+        message = record.getMessage()
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import SecretBytes, SecretStr
 
-__all__ = ["REDACTED", "is_secret_key", "redact"]
+__all__ = ["REDACTED", "is_secret_key", "redact", "register_secrets", "scrub"]
 
 #: What a secret value is shown as.
 REDACTED = "**********"
@@ -53,3 +53,41 @@ def redact(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact(item) for item in value]
     return value
+
+
+# Secret values seen in the configuration, so that text built elsewhere (a plugin's
+# exception message, a log line) can be scrubbed of them before anyone sees it.
+_KNOWN: set[str] = set()
+# Shorter values would scrub ordinary words.
+_MIN_SECRET_LENGTH = 4
+
+
+def _secret_values(value: Any, inherited: bool = False) -> set[str]:
+    if isinstance(value, SecretStr):
+        return {value.get_secret_value()}
+    if isinstance(value, SecretBytes):
+        return {value.get_secret_value().decode("utf-8", "replace")}
+    if isinstance(value, Mapping):
+        found: set[str] = set()
+        for key, item in value.items():
+            found |= _secret_values(item, inherited or is_secret_key(key))
+        return found
+    if isinstance(value, list | tuple):
+        return set().union(*(_secret_values(item, inherited) for item in value))
+    if inherited and value is not None and not isinstance(value, bool):
+        return {str(value)}
+    return set()
+
+
+def register_secrets(config: Any) -> None:
+    """Remember every secret value in ``config`` (a mapping, at any depth) so that
+    :func:`scrub` removes it from text."""
+    _KNOWN.update(v for v in _secret_values(config) if len(v) >= _MIN_SECRET_LENGTH)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every registered secret value replaced by :data:`REDACTED`."""
+    for secret in sorted(_KNOWN, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text

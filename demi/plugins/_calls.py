@@ -10,12 +10,14 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from ..core.secrets import scrub
 from ..platforms.base import BasePlatform
 
 
 def describe(err: BaseException) -> str:
-    """``"Type: message"`` for an exception, or just the type when it has no message."""
-    text = str(err)
+    """``"Type: message"`` for an exception, or just the type when it has no message;
+    known secret values are scrubbed from it."""
+    text = scrub(str(err))
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 

@@ -25,6 +25,7 @@ from stevedore.exception import MultipleMatches, NoMatches
 from ..core.logger import get_logger
 from ..exceptions import PluginLoadError, PluginNotFoundError, PluginValidationError
 from ..platforms.base import BasePlatform
+from ._calls import describe
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -110,10 +111,6 @@ def _is_pydantic_model(model: object) -> bool:
     return inspect.isclass(model) and issubclass(model, BaseModel)
 
 
-def _describe(err: BaseException) -> str:
-    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-
-
 def _target(ep: importlib.metadata.EntryPoint) -> str:
     return str(ep.value)
 
@@ -166,7 +163,7 @@ def _import_namespace(
     def on_failure(
         _mgr: object, ep: importlib.metadata.EntryPoint, err: BaseException
     ) -> None:
-        failed_eps.append((ep, _describe(err)))
+        failed_eps.append((ep, describe(err)))
 
     try:
         manager: stevedore.ExtensionManager[Any] = stevedore.ExtensionManager(
@@ -177,7 +174,7 @@ def _import_namespace(
     except (AssertionError, SystemExit) as err:
         # stevedore lets these escape a plugin's import; demi does not let one plugin
         # end discovery, so it imports each entry point on its own instead.
-        LOG.debug("stevedore stopped on %s; importing one by one", _describe(err))
+        LOG.debug("stevedore stopped on %s; importing one by one", describe(err))
         eps = list(stevedore.ExtensionManager.ENTRY_POINT_CACHE.get(namespace, []))
         failed_eps.clear()
         loaded_by_ep = {}
@@ -185,7 +182,7 @@ def _import_namespace(
             try:
                 loaded_by_ep[id(ep)] = ep.load()
             except (Exception, SystemExit) as exc:
-                failed_eps.append((ep, _describe(exc)))
+                failed_eps.append((ep, describe(exc)))
     failed_by_ep = {id(ep): reason for ep, reason in failed_eps}
     loaded: dict[int, Any] = {}
     for index, ep in enumerate(eps):
@@ -276,7 +273,7 @@ def load_driver(name: str, namespace: str = DEFAULT_NAMESPACE) -> type[BasePlatf
         ) from None
     except (Exception, SystemExit) as err:
         raise PluginLoadError(
-            name, f"plugin {name!r} failed to import: {_describe(err)}"
+            name, f"plugin {name!r} failed to import: {describe(err)}"
         ) from err
     try:
         return _checked(driver)

@@ -20,11 +20,19 @@ import anyio.to_thread
 
 from ..core.config import DemiSettings, load_settings
 from ..core.logger import get_logger
+from ..core.secrets import register_secrets
 from ..exceptions import PluginLoadError, PluginNotFoundError, PluginValidationError
 from ..platforms.base import BasePlatform, HealthStatus, PluginHealth
 from . import discovery
 from ._calls import call, describe
-from .base import Lifecycle, PluginMetadata, PluginState, Transition, TransitionListener
+from .base import (
+    ALLOWED_TRANSITIONS,
+    Lifecycle,
+    PluginMetadata,
+    PluginState,
+    Transition,
+    TransitionListener,
+)
 
 __all__ = ["PluginManager"]
 
@@ -270,6 +278,7 @@ class PluginManager:
                 slot = _Slot(key, name, Lifecycle(key, listeners=(self._notify,)), {})
                 self._slots[key] = slot
             slot.config = dict(config or {})
+            register_secrets(slot.config)
             return await self._start(slot)
 
     async def _start(self, slot: _Slot) -> BasePlatform:
@@ -358,7 +367,9 @@ class PluginManager:
         from pydantic import ValidationError
 
         try:
-            return model.model_validate(slot.config).model_dump()
+            options = model.model_validate(slot.config).model_dump()
+            register_secrets(options)
+            return options
         except ValidationError as err:
             fields = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or '(config)'}: {e['msg']}"
@@ -495,6 +506,31 @@ class PluginManager:
             else:
                 slot.lifecycle.move_to(PluginState.FAILED, error)
             return True
+
+    async def fail_plugin(self, name: str, reason: str) -> None:
+        """Give up on the instance ``name``: shut it down if it is active (bounded,
+        shielded) and leave it ``failed`` with ``reason``. Does nothing for a name
+        that is not loaded or already failed."""
+        slot = self._slots.get(name)
+        if slot is None or slot.lifecycle.state is PluginState.FAILED:
+            return
+        if slot.lifecycle.state is PluginState.ACTIVE and slot.platform is not None:
+            platform, slot.platform = slot.platform, None
+            slot.lifecycle.move_to(PluginState.STOPPING, reason)
+            with anyio.CancelScope(shield=True):
+                await self._call_shutdown(name, platform, slot.threads)
+        if PluginState.FAILED in ALLOWED_TRANSITIONS[slot.lifecycle.state]:
+            slot.lifecycle.move_to(PluginState.FAILED, reason)
+
+    def time_in_states(self, name: str) -> dict[str, float]:
+        """Seconds the instance ``name`` has spent in each state (empty if unknown)."""
+        slot = self._slots.get(name)
+        if slot is None:
+            return {}
+        return {
+            state.value: spent
+            for state, spent in slot.lifecycle.time_in_states().items()
+        }
 
     async def _call_shutdown(
         self,

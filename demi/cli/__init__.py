@@ -1,0 +1,137 @@
+"""The ``demi`` command.
+
+Every command module is imported lazily, and so are rich, the conductor and the HTTP
+face, so ``demi --help`` costs little more than importing click.
+
+Exit codes: 0 success; 1 something is broken or unhealthy (a plugin, a platform, a
+request); 2 bad input (configuration, arguments, JSON, an unknown instance);
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BACKENDS = ("asyncio", "trio")
+
+
+def _backend_option(func: F) -> F:
+    return click.option(
+        "--backend",
+        type=click.Choice(BACKENDS),
+        envvar="DEMI_BACKEND",
+        default="asyncio",
+        show_default=True,
+        help="The anyio backend to run on (also DEMI_BACKEND).",
+    )(func)
+
+
+def _json_option(func: F) -> F:
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print JSON for machines instead of a table.",
+    )(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="TOML file to read (default: DEMI_CONFIG, else ./demi.toml).")  # fmt: skip
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens to stderr.")
+@click.version_option(package_name="demi", prog_name="demi")
+@click.pass_context
+def cli(
+    ctx: click.Context, config_file: str | None, debug: bool, verbose: bool
+) -> None:
+    """demi: discover, run, check and swap Demi's platform plugins."""
+    from ._app import Options
+
+    ctx.obj = Options(config_file=config_file, debug=debug, verbose=verbose)
+
+
+@cli.command()
+@_json_option
+@click.option("--namespace", default="demi.platforms", show_default=True,
+              help="Entry-point group to scan.")  # fmt: skip
+@click.pass_obj
+def plugins(opts: Any, as_json: bool, namespace: str) -> None:
+    """List every installed platform plugin, valid or not (exit 1 if any is broken)."""
+    from . import _app
+
+    _app.run_command(opts, _app.plugins, as_json=as_json, namespace=namespace)
+
+
+@cli.command()
+@_json_option
+@_backend_option
+@click.pass_obj
+def check(opts: Any, as_json: bool, backend: str) -> None:
+    """Start the enabled platforms, run one health round, stop (exit 0 if all healthy)."""
+    from . import _app
+
+    _app.run_command(opts, _app.check, as_json=as_json, backend=backend)
+
+
+@cli.command()
+@_backend_option
+@click.option("--http", "http_bind", metavar="HOST:PORT", default=None,
+              help="Serve /healthz, /readyz, /health and /metrics here "
+              "(needs demi[http]; bind beyond loopback only on purpose).")  # fmt: skip
+@click.pass_obj
+def run(opts: Any, backend: str, http_bind: str | None) -> None:
+    """Run the conductor in the foreground until SIGINT or SIGTERM (SIGHUP reloads)."""
+    from . import _app
+
+    _app.run_command(opts, _app.run, backend=backend, http_bind=http_bind)
+
+
+@cli.command()
+@click.argument("instance")
+@click.argument("payload", metavar="JSON")
+@_backend_option
+@click.pass_obj
+def request(opts: Any, instance: str, payload: str, backend: str) -> None:
+    """Start INSTANCE, send it one JSON request (or - to read stdin), print the reply."""
+    from . import _app
+
+    _app.run_command(
+        opts, _app.request, instance=instance, payload=payload, backend=backend
+    )
+
+
+@cli.command()
+@_json_option
+@click.pass_obj
+def config(opts: Any, as_json: bool) -> None:
+    """Show the effective configuration, secrets redacted."""
+    from . import _app
+
+    _app.run_command(opts, _app.show_config, as_json=as_json)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``demi`` command; return its exit code."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="demi",
+                 standalone_mode=False)  # fmt: skip
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as err:
+        err.show()
+        return 2 if isinstance(err, click.UsageError) else err.exit_code
+    except click.exceptions.Abort:
+        print("demi: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else 1
+    return 0

@@ -1,0 +1,101 @@
+"""The ASGI application (starlette): probes, health, metrics, operator commands."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..conductor import Conductor
+from ..supervision import Supervisor
+from .metrics import CONTENT_TYPE, Metrics
+
+__all__ = ["create_app"]
+
+#: Paths an orchestrator probes without credentials.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+class _BearerToken(BaseHTTPMiddleware):
+    """Require ``Authorization: Bearer <token>`` on every path but the probes."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], token: str) -> None:
+        super().__init__(app)
+        self._expected = f"Bearer {token}".encode()
+
+    async def dispatch(
+        self, request: Request, call_next: RequestResponseEndpoint
+    ) -> Response:
+        if request.url.path not in PUBLIC_PATHS:
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, self._expected):
+                return JSONResponse(
+                    {"error": "a valid bearer token is required"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        return await call_next(request)
+
+
+def create_app(
+    conductor: Conductor,
+    supervisor: Supervisor,
+    *,
+    token: str | None = None,
+    heartbeat: Callable[[], float] | None = None,
+    stale_after: float = 10.0,
+) -> Starlette:
+    """Build the ASGI app.
+
+    :param token: when set, required as a bearer token on all but the probes.
+    :param heartbeat: returns the monotonic time the conductor's loop last ticked;
+        ``/healthz`` fails once it is older than ``stale_after`` seconds.
+    """
+    metrics = Metrics(conductor, supervisor)
+
+    async def healthz(request: Request) -> Response:
+        age = time.monotonic() - heartbeat() if heartbeat else 0.0
+        if age > stale_after:
+            return JSONResponse({"status": "stalled", "seconds_since_tick": age}, 503)
+        return JSONResponse({"status": "alive"})
+
+    async def readyz(request: Request) -> Response:
+        ready, problems = supervisor.readiness()
+        if ready:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready", "platforms": problems}, 503)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse(supervisor.snapshot())
+
+    async def prometheus(request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    async def restart(request: Request) -> Response:
+        name = request.path_params["name"]
+        if conductor.spec_of(name) is None:
+            return JSONResponse({"error": f"no platform instance {name!r}"}, 404)
+        supervisor.reset(name)
+        active = await conductor.restart(name)
+        return JSONResponse(
+            {"platform": name, "active": active}, 200 if active else 502
+        )
+
+    middleware = [Middleware(_BearerToken, token=token)] if token else []
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/health", health),
+            Route("/metrics", prometheus),
+            Route("/platforms/{name}/restart", restart, methods=["POST"]),
+        ],
+        middleware=middleware,
+    )

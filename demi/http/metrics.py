@@ -1,0 +1,115 @@
+"""Prometheus metrics for demi, each labelled by ``platform`` (the instance name).
+
+``demi_platform_up``, ``demi_platform_health_status``,
+``demi_health_check_duration_seconds``, ``demi_requests_total``,
+``demi_request_errors_total``, ``demi_request_duration_seconds`` and
+``demi_platform_restarts_total``: dashboards depend on these names.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from ..conductor import Conductor
+from ..platforms.base import HealthStatus, PluginHealth
+from ..plugins.base import PluginState
+from ..supervision import Supervisor
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+#: The exposition format's content type.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_HEALTH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    """A private registry fed by the conductor and the supervisor.
+
+    ``demi_platform_health_status`` is a state set: for each platform, the series of
+    its current status has value 1 and the others 0.
+    """
+
+    def __init__(self, conductor: Conductor, supervisor: Supervisor) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self.up = Gauge(
+            "demi_platform_up", "1 while the platform is active.", ["platform"],
+            registry=registry,
+        )  # fmt: skip
+        self.health_status = Gauge(
+            "demi_platform_health_status", "Latest health status (state set).",
+            ["platform", "status"], registry=registry,
+        )  # fmt: skip
+        self.health_duration = Histogram(
+            "demi_health_check_duration_seconds", "Health-check duration.",
+            ["platform"], buckets=_HEALTH_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.requests = Counter(
+            "demi_requests_total",
+            "Requests dispatched.",
+            ["platform"],
+            registry=registry,
+        )
+        self.request_errors = Counter(
+            "demi_request_errors_total", "Requests that failed.", ["platform"],
+            registry=registry,
+        )  # fmt: skip
+        self.request_duration = Histogram(
+            "demi_request_duration_seconds", "Request duration.", ["platform"],
+            registry=registry,
+        )  # fmt: skip
+        self.restarts = Counter(
+            "demi_platform_restarts_total", "Restarts by the supervisor.", ["platform"],
+            registry=registry,
+        )  # fmt: skip
+        self._conductor = conductor
+        conductor.add_request_observer(self._on_request)
+        supervisor.add_restart_observer(self._on_restart)
+        supervisor.add_round_observer(self._on_round)
+        for status in conductor.instances():
+            self._seed(status.instance)
+
+    def _seed(self, platform: str) -> None:
+        # Series exist from the start, so rate() and absent() behave on dashboards.
+        self.requests.labels(platform=platform)
+        self.request_errors.labels(platform=platform)
+        self.restarts.labels(platform=platform)
+
+    def _on_request(
+        self, platform: str, seconds: float, error: BaseException | None
+    ) -> None:
+        self.requests.labels(platform=platform).inc()
+        self.request_duration.labels(platform=platform).observe(seconds)
+        if error is not None:
+            self.request_errors.labels(platform=platform).inc()
+
+    def _on_restart(self, platform: str) -> None:
+        self.restarts.labels(platform=platform).inc()
+
+    def _on_round(self, results: dict[str, PluginHealth]) -> None:
+        for name, health in results.items():
+            self.health_duration.labels(platform=name).observe(
+                health.response_time_ms / 1000
+            )
+
+    def render(self) -> bytes:
+        """The exposition text, with the gauges brought up to date first."""
+        for status in self._conductor.instances():
+            name = status.instance
+            self._seed(name)
+            self.up.labels(platform=name).set(
+                1 if status.state is PluginState.ACTIVE else 0
+            )
+            current = status.health.status if status.health else HealthStatus.UNKNOWN
+            for value in HealthStatus:
+                self.health_status.labels(platform=name, status=value.value).set(
+                    1 if value is current else 0
+                )
+        return generate_latest(self.registry)

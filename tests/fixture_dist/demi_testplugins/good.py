@@ -1,0 +1,25 @@
+"""A healthy platform that answers every request with the request."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+
+
+class GoodPlatform(BasePlatform):
+    """Echoes requests; always healthy."""
+
+    async def initialize(self, config: Mapping[str, Any]) -> bool:
+        self.config = dict(config)
+        return True
+
+    async def health_check(self) -> PluginHealth:
+        return PluginHealth(status=HealthStatus.HEALTHY)
+
+    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(request)
+
+    async def shutdown(self) -> None:
+        pass

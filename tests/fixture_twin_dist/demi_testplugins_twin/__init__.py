@@ -1,0 +1,1 @@
+"""The second "twin" platform, one module of its own."""
