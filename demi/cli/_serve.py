@@ -23,6 +23,8 @@ LOG = get_logger("demi.run")
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # How often the loop proves it is alive, for /healthz.
 _TICK = 1.0
+# How long the HTTP server may take to close its connections once stopping.
+_HTTP_GRACE = 3.0
 
 
 async def serve(
@@ -38,11 +40,14 @@ async def serve(
         supervisor = Supervisor(conductor)
         last_tick = time.monotonic()
 
+        ticking = anyio.CancelScope()
+
         async def tick() -> None:
             nonlocal last_tick
-            while True:
-                last_tick = time.monotonic()
-                await anyio.sleep(_TICK)
+            with ticking:
+                while True:
+                    last_tick = time.monotonic()
+                    await anyio.sleep(_TICK)
 
         http_stop = anyio.Event()
         async with anyio.create_task_group() as group:
@@ -70,8 +75,11 @@ async def serve(
                 stopping.start_soon(_abort_on_second_signal, signals, conductor)
                 await conductor.stop()
                 stopping.cancel_scope.cancel()
+            # Let the server finish its own graceful shutdown; cancelling it midway
+            # trips hypercorn's asyncio worker.
             http_stop.set()
-            group.cancel_scope.cancel()
+            ticking.cancel()
+            group.cancel_scope.deadline = anyio.current_time() + _HTTP_GRACE
     LOG.info("stopped")
     return 0
 
