@@ -245,7 +245,9 @@ class Conductor(AsyncContextManagerMixin):
         route = self._route(instance)
         if not self._accepting:
             raise PlatformUnavailableError(
-                instance, f"platform {instance!r} refused the request: demi is stopping"
+                instance,
+                f"platform {instance!r} refused the request: demi is not running "
+                "(not started yet, or stopping)",
             )
         started = time.perf_counter()
         route.enter()
@@ -380,9 +382,12 @@ class Conductor(AsyncContextManagerMixin):
         result = ReloadResult()
         self.settings = new_settings
         self.manager.settings = new_settings
-        for name in [n for n in reversed(self._started) if n not in wanted] + [
-            n for n in self._routes if n not in wanted and n not in self._started
-        ]:
+        # Removed instances stop in reverse start order; never-started ones last.
+        removed = sorted(
+            (name for name in self._routes if name not in wanted),
+            key=lambda name: -self._started.index(name) if name in self._started else 1,
+        )
+        for name in removed:
             await self._retire(self._routes.pop(name))
             if name in self._started:
                 self._started.remove(name)
