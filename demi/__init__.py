@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .conductor import Conductor as Conductor
 from .core.config import DemiSettings as DemiSettings
 from .core.config import PlatformSettings as PlatformSettings
 from .exceptions import ConfigError as ConfigError
@@ -24,6 +25,7 @@ from .exceptions import PluginValidationError as PluginValidationError
 from .platforms import BasePlatform as BasePlatform
 from .platforms import HealthStatus as HealthStatus
 from .platforms import PluginHealth as PluginHealth
+from .platforms import SyncPlatform as SyncPlatform
 from .plugins import PluginManager as PluginManager
 from .plugins import PluginMetadata as PluginMetadata
 from .plugins import PluginState as PluginState
@@ -32,6 +34,7 @@ from .plugins import validate_plugin_class as validate_plugin_class
 
 __all__ = [
     "BasePlatform",
+    "Conductor",
     "ConfigError",
     "DemiError",
     "DemiSettings",
@@ -49,6 +52,7 @@ __all__ = [
     "PluginState",
     "PluginStateError",
     "PluginValidationError",
+    "SyncPlatform",
     "discover_plugins",
     "validate_plugin_class",
 ]

@@ -193,19 +193,27 @@ class Conductor(AsyncContextManagerMixin):
             if error is not None:
                 failures[name] = error
 
+        # Routes first, in configuration order: the tasks below start in any order
+        # (trio shuffles them), and instances() lists routes in their order.
+        for name, spec in specs.items():
+            self._route_for(name, spec)
         async with anyio.create_task_group() as group:
             for name, spec in specs.items():
                 group.start_soon(start_one, name, spec)
         return failures
 
-    async def _start_instance(self, name: str, spec: PlatformSettings) -> str | None:
-        """Start one instance under its route; return why it failed, if it did."""
+    def _route_for(self, name: str, spec: PlatformSettings) -> _Route:
         route = self._routes.get(name)
         if route is None:
             route = _Route(
                 name, spec, name, anyio.CapacityLimiter(spec.max_concurrency)
             )
             self._routes[name] = route
+        return route
+
+    async def _start_instance(self, name: str, spec: PlatformSettings) -> str | None:
+        """Start one instance under its route; return why it failed, if it did."""
+        route = self._route_for(name, spec)
         try:
             await self.manager.load_plugin(spec.driver, spec.config, instance=route.key)
         except DemiError as err:
@@ -499,10 +507,11 @@ class Conductor(AsyncContextManagerMixin):
         self._started.clear()
 
     def abort(self) -> None:
-        """Cut a running :meth:`stop` short (a second signal): remaining shutdowns are
-        abandoned."""
+        """Cut a running :meth:`stop` short (a second signal): the shutdown in progress
+        and the remaining ones are abandoned."""
         if self._stop_scope is not None:
             self._stop_scope.cancel()
+            self.manager.abandon_shutdowns()
 
     def only(self, names: Iterable[str]) -> Self:
         """Restrict this (not yet started) conductor to the named instances.

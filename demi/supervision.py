@@ -140,12 +140,15 @@ class Supervisor:
 
     async def round(self) -> dict[str, PluginHealth]:
         """One health round over every active instance, then the restart policy."""
+        # A restart under way may finish while the checks run, so their results for
+        # it may describe the old platform: they must not count against the new one.
+        restarting = {name for name, r in self._records.items() if r.restarting}
         results = await self.conductor.check_health()
         for status in self.conductor.instances():
             name = status.instance
             record = self.record(name)
             health = results.get(name)
-            if health is not None:
+            if health is not None and name not in restarting:
                 record.history.append(health)
                 if health.status is HealthStatus.UNHEALTHY:
                     record.consecutive_failures += 1
@@ -154,6 +157,7 @@ class Supervisor:
                     record.attempts = 0
                 self._log_health(name, health)
             self._apply_policy(name, status.state, record)
+        self._log_round(results)
         for observer in self._round_observers:
             observer(results)
         self.last_round = time.monotonic()
@@ -161,6 +165,15 @@ class Supervisor:
         done, self._round_done = self._round_done, anyio.Event()
         done.set()
         return results
+
+    def _log_round(self, results: dict[str, PluginHealth]) -> None:
+        counts: dict[str, int] = {}
+        for health in results.values():
+            counts[health.status.value] = counts.get(health.status.value, 0) + 1
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        LOG.info(
+            "health round %d: %s", self.rounds + 1, summary or "no active platform"
+        )
 
     def _log_health(self, name: str, health: PluginHealth) -> None:
         if health.status is HealthStatus.HEALTHY:

@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 import anyio
 
@@ -44,9 +44,9 @@ class UsageProblem(DemiError):
 
 def run_command(opts: Options, command: Callable[..., int], **kwargs: Any) -> NoReturn:
     """Run a command, print any error as one line on stderr, and exit with its code."""
-    level = (
-        logging.DEBUG if opts.debug else logging.INFO if opts.verbose else logging.ERROR
-    )
+    # Quiet unless asked (-v, --debug): a failing command says one line, below.
+    quiet = logging.CRITICAL
+    level = logging.DEBUG if opts.debug else logging.INFO if opts.verbose else quiet
     configure_logging(level)
     try:
         code = command(opts, **kwargs)
@@ -176,8 +176,31 @@ def _parse_request(payload: str) -> Mapping[str, Any]:
 def show_config(opts: Options, *, as_json: bool) -> int:
     """``demi config``: the effective settings, secrets redacted."""
     settings = _settings(opts)
-    _render.config(settings, as_json=as_json)
+    _render.config(settings, as_json=as_json, secret_fields=_secret_fields(settings))
     return EXIT_OK
+
+
+def _secret_fields(settings: DemiSettings) -> dict[str, set[str]]:
+    """Per instance, the config keys its driver's ``config_model`` types as
+    SecretStr or SecretBytes, whatever their names (a driver that cannot be
+    imported is skipped: its secret-looking keys are still redacted by name)."""
+    from pydantic import SecretBytes, SecretStr
+
+    from ..plugins.discovery import load_driver
+
+    found: dict[str, set[str]] = {}
+    for name, spec in settings.platforms.items():
+        try:
+            model = load_driver(spec.driver, settings.namespace).config_model
+        except DemiError:
+            continue
+        if model is None:
+            continue
+        for key, field in model.model_fields.items():
+            types = {field.annotation, *get_args(field.annotation)}
+            if types & {SecretStr, SecretBytes}:
+                found.setdefault(name, set()).update({key, field.alias or key})
+    return found
 
 
 def run(opts: Options, *, backend: str, http_bind: str | None) -> int:
@@ -196,6 +219,6 @@ def run(opts: Options, *, backend: str, http_bind: str | None) -> int:
 
 def _parse_bind(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UsageProblem(f"--http takes HOST:PORT, e.g. 127.0.0.1:8080, not {text!r}")
     return host.strip("[]"), int(port)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
-from ..core.secrets import redact
+from ..core.secrets import REDACTED, redact
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -87,11 +87,23 @@ def check_table(rows: list[dict[str, Any]], healthy: bool) -> None:
     console.print("[green]all healthy[/]" if healthy else "[red]not all healthy[/]")
 
 
-def config(settings: DemiSettings, *, as_json: bool) -> None:
-    """The effective configuration, secrets redacted."""
+def config(
+    settings: DemiSettings,
+    *,
+    as_json: bool,
+    secret_fields: Mapping[str, Collection[str]] | None = None,
+) -> None:
+    """The effective configuration, secrets redacted: secret-looking keys, secret
+    types, and the keys in ``secret_fields`` (by instance: what drivers type as
+    secret)."""
+    dumped = settings.model_dump(mode="python")
+    for instance, keys in (secret_fields or {}).items():
+        options = dumped["platforms"][instance]["config"]
+        for key in options.keys() & set(keys):
+            options[key] = REDACTED
     data = {
         "config_file": str(settings.config_file) if settings.config_file else None,
-        "settings": redact(settings.model_dump(mode="python")),
+        "settings": redact(dumped),
     }
     if as_json:
         print_json(data)

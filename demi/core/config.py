@@ -207,10 +207,26 @@ def load_settings(
         raise ConfigError(
             f"config file {str(path)!r} cannot be read: {err.strerror}"
         ) from None
+    except UnicodeDecodeError as err:
+        # From the TOML file or the .env file: both must be UTF-8 text.
+        culprit = ".env file"
+        if path is not None and not _is_utf8(path):
+            culprit = f"config file {str(path)!r}"
+        raise ConfigError(
+            f"{culprit} cannot be read: not UTF-8 text ({err.reason} at byte {err.start})"
+        ) from None
     except ValidationError as err:
         raise ConfigError(explain_validation_error(err, path, overrides)) from None
     finally:
         _config_file.reset(token)
+
+
+def _is_utf8(path: Path) -> bool:
+    try:
+        path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return True
 
 
 def explain_validation_error(

@@ -43,6 +43,22 @@ async def serve_http(
         from hypercorn.asyncio import serve as asyncio_serve
 
         serving = asyncio_serve  # type: ignore[assignment]
-    LOG.info("serving http://%s", config.bind[0])
-    task_status.started()
-    await serving(app, config, shutdown_trigger=stop.wait)
+    async with anyio.create_task_group() as group:
+        group.start_soon(lambda: serving(app, config, shutdown_trigger=stop.wait))
+        # Report "started" only once the port answers, so callers (and probes) never
+        # race the bind; a failed bind ends the group with its OSError instead.
+        await _wait_until_listening(host, port)
+        LOG.info("serving http://%s", config.bind[0])
+        task_status.started()
+
+
+async def _wait_until_listening(host: str, port: int, patience: float = 10.0) -> None:
+    with anyio.fail_after(patience):
+        while True:
+            try:
+                stream = await anyio.connect_tcp(host, port)
+            except OSError:
+                await anyio.sleep(0.02)
+            else:
+                await stream.aclose()
+                return

@@ -13,6 +13,7 @@ import functools
 import importlib
 import importlib.metadata
 import inspect
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -126,7 +127,9 @@ def _provenance(namespace: str) -> dict[tuple[str, str], tuple[str, str]]:
     for ep in importlib.metadata.entry_points(group=namespace):
         dist = ep.dist
         if dist is not None:
-            found.setdefault((ep.name, ep.value), (dist.name, dist.version))
+            # dist.name and dist.version would each parse METADATA again.
+            meta = dist.metadata
+            found.setdefault((ep.name, ep.value), (meta["Name"], meta["Version"]))
     return found
 
 
@@ -200,6 +203,13 @@ def scan_entry_points(namespace: str = DEFAULT_NAMESPACE) -> list[EntryPointInfo
     distribution and reason. Entry points sharing a name are all reported as a
     conflict, and none of them is usable under that name.
     """
+    return _scan(namespace, provenance=True)
+
+
+def _scan(namespace: str, *, provenance: bool) -> list[EntryPointInfo]:
+    """:func:`scan_entry_points`; without ``provenance``, only failures are given
+    their distribution, since finding it scans every installed distribution, the
+    work stevedore's cache is there to save."""
     eps, loaded, errors = _import_namespace(namespace)
     counts = Counter(ep.name for ep in eps)
     report: list[EntryPointInfo] = []
@@ -214,7 +224,10 @@ def scan_entry_points(namespace: str = DEFAULT_NAMESPACE) -> list[EntryPointInfo
         if counts[ep.name] > 1:
             twins = [_target(other) for other in eps if other.name == ep.name]
             error, plugin = _conflict_message(namespace, ep.name, twins), None
-        dist, version = _dist_of(namespace, ep.name, _target(ep))
+        dist: str | None = None
+        version: str | None = None
+        if provenance or error is not None:
+            dist, version = _dist_of(namespace, ep.name, _target(ep))
         if error is not None:
             LOG.error(
                 "plugin %r (%s, from %s %s) is unusable: %s",
@@ -236,7 +249,7 @@ def discover_plugins(
     """
     return {
         info.name: info.plugin
-        for info in scan_entry_points(namespace)
+        for info in _scan(namespace, provenance=False)
         if info.plugin is not None
     }
 
@@ -299,3 +312,9 @@ def refresh_entry_points(namespace: str = DEFAULT_NAMESPACE) -> None:
     stevedore_cache._c._internal.clear()
     _provenance.cache_clear()
     importlib.invalidate_caches()
+    # Its on-disk cache keys on mtimes rounded to 32-bit floats (about 128 s), so a
+    # distribution rewritten in place would hide behind the stale file: fill the memo
+    # for this sys.path from importlib.metadata instead of reading that file.
+    stevedore_cache._c._internal[tuple(sys.path)] = (
+        stevedore_cache._build_cacheable_data()
+    )

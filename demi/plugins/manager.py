@@ -53,6 +53,8 @@ class _Slot:
     platform: BasePlatform | None = None
     health: PluginHealth | None = None
     threads: anyio.CapacityLimiter | None = None
+    #: The shielded scope of a shutdown in progress, so abandon_shutdowns can cut it.
+    stopping: anyio.CancelScope | None = None
 
 
 class PluginManager:
@@ -100,7 +102,7 @@ class PluginManager:
 
         :raises PluginValidationError: a class does not fulfil the contract.
         """
-        manager = cls(namespace="<classes>", settings=settings or DemiSettings())
+        manager = cls(namespace="<classes>", settings=settings)
         for name, plugin in classes.items():
             try:
                 discovery.validate_plugin_class(plugin)
@@ -170,6 +172,13 @@ class PluginManager:
                 distribution=info.distribution, version=info.version,
                 driver=info.name, valid=info.valid,
             )  # fmt: skip
+        if not self._uses_entry_points:
+            # A from_classes manager knows its classes without a scan.
+            for name, plugin in self._classes.items():
+                found[name] = PluginMetadata(
+                    name=name, state=PluginState.DISCOVERED, target=_target_of(plugin),
+                    driver=name,
+                )  # fmt: skip
         for slot in self._slots.values():
             found[slot.name] = self._describe(slot)
         return [found[name] for name in sorted(found)]
@@ -264,7 +273,7 @@ class PluginManager:
             is left ``failed`` with the reason.
         """
         key = instance or name
-        async with self._locks.setdefault(key, anyio.Lock()):
+        async with self._lock(key):
             slot = self._slots.get(key)
             if slot is not None and slot.driver == name:
                 if slot.lifecycle.state is PluginState.ACTIVE:
@@ -281,13 +290,27 @@ class PluginManager:
             register_secrets(slot.config)
             return await self._start(slot)
 
+    def _lock(self, key: str) -> anyio.Lock:
+        """The lock serializing loads and unloads of one instance name.
+
+        ``fast_acquire``: taking a free lock still honours cancellation but does not
+        yield to the event loop, which costs one scheduling round per load and unload.
+        """
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = anyio.Lock(fast_acquire=True)
+        return lock
+
     async def _start(self, slot: _Slot) -> BasePlatform:
         settings = self.settings
         slot.lifecycle.move_to(PluginState.LOADING)
         started = time.monotonic()
         try:
-            with anyio.fail_after(settings.init_timeout):
-                plugin_cls = await self._resolve(slot.driver)
+            # A class already known needs no import, so no timeout either.
+            plugin_cls = self._classes.get(slot.driver)
+            if plugin_cls is None:
+                with anyio.fail_after(settings.init_timeout):
+                    plugin_cls = await self._resolve(slot.driver)
         except PluginNotFoundError:
             self._slots.pop(slot.name, None)
             raise
@@ -414,7 +437,9 @@ class PluginManager:
         results: dict[str, PluginHealth] = {}
 
         async def check_into(slot: _Slot) -> None:
-            results[slot.name] = await self._check(slot)
+            # Stopped or failed since the round began (a restart, a give-up): skip it.
+            if slot.lifecycle.state is PluginState.ACTIVE and slot.platform is not None:
+                results[slot.name] = await self._check(slot)
 
         async with anyio.create_task_group() as group:
             for slot in list(self._slots.values()):
@@ -427,26 +452,30 @@ class PluginManager:
         assert platform is not None
         timeout = self.settings.health_timeout
         started = time.perf_counter()
+        result: object = None
+        # The manager's own reason; kept apart from the result, which may be any
+        # object a broken plugin returns (a plain string included).
+        error: str | None = None
         try:
             result = await call(
                 platform, "health_check", timeout=timeout, threads=slot.threads
             )
         except TimeoutError:
-            result = f"health_check did not finish within {timeout:g}s"
+            error = f"health_check did not finish within {timeout:g}s"
         except Exception as err:
-            result = f"health_check raised {describe(err)}"
+            error = f"health_check raised {describe(err)}"
         elapsed_ms = (time.perf_counter() - started) * 1000
         now = datetime.now(UTC)
-        if isinstance(result, PluginHealth):
+        if error is None and isinstance(result, PluginHealth):
             health = dataclasses.replace(
                 result, response_time_ms=elapsed_ms, last_check=now
             )
         else:
-            if not isinstance(result, str):
-                result = (
+            if error is None:
+                error = (
                     f"health_check returned {type(result).__name__}, not PluginHealth"
                 )
-            health = PluginHealth(HealthStatus.UNHEALTHY, elapsed_ms, now, result)
+            health = PluginHealth(HealthStatus.UNHEALTHY, elapsed_ms, now, error)
         slot.health = health
         return health
 
@@ -491,21 +520,30 @@ class PluginManager:
         slot = self._slots.get(name)
         if slot is None:
             return False
-        async with self._locks.setdefault(name, anyio.Lock()):
+        async with self._lock(name):
             if slot.lifecycle.state is not PluginState.ACTIVE or slot.platform is None:
                 if slot.lifecycle.state is PluginState.FAILED:
                     del self._slots[name]
                 return False
             platform = slot.platform
             slot.lifecycle.move_to(PluginState.STOPPING)
-            with anyio.CancelScope(shield=True):
+            error: str | None = "shutdown abandoned before it finished"
+            with anyio.CancelScope(shield=True) as slot.stopping:
                 error = await self._call_shutdown(name, platform, slot.threads, timeout)
+            slot.stopping = None
             slot.platform = None
             if error is None:
                 slot.lifecycle.move_to(PluginState.STOPPED)
             else:
                 slot.lifecycle.move_to(PluginState.FAILED, error)
             return True
+
+    def abandon_shutdowns(self) -> None:
+        """Cut every :meth:`unload_plugin` in progress short, shield or not (a second
+        signal): each of those instances ends ``failed``."""
+        for slot in list(self._slots.values()):
+            if slot.stopping is not None:
+                slot.stopping.cancel()
 
     async def fail_plugin(self, name: str, reason: str) -> None:
         """Give up on the instance ``name``: shut it down if it is active (bounded,
