@@ -1,0 +1,437 @@
+"""The HTTP face: probes, /health, /metrics and the bearer token, through a real server."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any, ClassVar
+
+import anyio
+
+# httpx imports httpcore lazily and caches its exception classes on first use; a
+# pytester.inline_run elsewhere in the suite drops modules first imported inside it,
+# after which a fresh httpcore raises a ConnectError httpx no longer maps. Importing
+# it here, at collection, keeps one httpcore for the whole session.
+import httpcore  # noqa: F401
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from demi import DemiSettings, PluginManager
+from demi.conductor import Conductor
+from demi.core.config import PlatformSettings
+from demi.exceptions import PlatformRequestError
+from demi.http import create_app, serve_http
+from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+from demi.platforms.echo import EchoPlatform
+from demi.supervision import Supervisor
+
+TOKEN = "s3cret-token"
+
+#: The names dashboards depend on (counters as their samples are named).
+METRIC_NAMES = (
+    "demi_platform_up",
+    "demi_platform_health_status",
+    "demi_health_check_duration_seconds",
+    "demi_requests_total",
+    "demi_request_errors_total",
+    "demi_request_duration_seconds",
+    "demi_platform_restarts_total",
+)
+
+
+class Switchable(BasePlatform):
+    """Healthy until a test sets ``sick`` on an instance; counts its health checks."""
+
+    checks: ClassVar[int] = 0
+    instances: ClassVar[list[Switchable]] = []
+
+    def __init__(self) -> None:
+        self.sick = False
+
+    async def initialize(self, config: Mapping[str, Any]) -> bool:
+        type(self).instances.append(self)
+        return True
+
+    async def health_check(self) -> PluginHealth:
+        type(self).checks += 1
+        if self.sick:
+            return PluginHealth(
+                status=HealthStatus.UNHEALTHY, error_message="switched off"
+            )
+        return PluginHealth(status=HealthStatus.HEALTHY)
+
+    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        if request.get("fail"):
+            raise RuntimeError("asked to fail")
+        return {"generation": len(type(self).instances), **request}
+
+    async def shutdown(self) -> None:
+        pass
+
+
+@pytest.fixture
+def switch() -> type[Switchable]:
+    """A fresh Switchable class, so counts never leak between tests."""
+
+    class Fresh(Switchable):
+        pass
+
+    Fresh.checks = 0
+    Fresh.instances = []
+    return Fresh
+
+
+@pytest.fixture
+def conductor(switch: type[Switchable]) -> Conductor:
+    """A required "primary" (switchable) and an optional "steady" (echo) instance."""
+    quick: dict[str, Any] = {
+        "backoff_initial": 0.01,
+        "backoff_max": 0.02,
+        "failure_threshold": 1,
+    }
+    settings = DemiSettings(
+        health_timeout=2,
+        stop_timeout=5,
+        platforms={
+            "primary": PlatformSettings(driver="switch", required=True, **quick),
+            "steady": PlatformSettings(driver="echo", **quick),
+        },
+    )
+    manager = PluginManager.from_classes(
+        {"switch": switch, "echo": EchoPlatform}, settings=settings
+    )
+    return Conductor(settings, manager=manager)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def serving(app: Any, backend: str) -> AsyncIterator[httpx.AsyncClient]:
+    """Serve ``app`` with hypercorn on a free loopback port; yield a client for it."""
+    port = free_port()
+    stop = anyio.Event()
+    base = f"http://127.0.0.1:{port}"
+    async with anyio.create_task_group() as group:
+        serve = partial(serve_http, app, "127.0.0.1", port, backend=backend, stop=stop)
+        await group.start(serve)
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+            with anyio.fail_after(10):  # serve_http reports started before it binds
+                while True:
+                    try:
+                        await client.get("/healthz")
+                        break
+                    except httpx.ConnectError:
+                        await anyio.sleep(0.02)
+            try:
+                yield client
+            finally:
+                stop.set()
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of an exposition, by (sample name, labels)."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of an exposition."""
+    return samples(text)[(name, frozenset(labels.items()))]
+
+
+def bearer(token: str = TOKEN) -> dict[str, str]:
+    """The Authorization header carrying ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def until_status(
+    client: httpx.AsyncClient, path: str, status: int, timeout: float = 10
+) -> httpx.Response:
+    """Poll ``path`` until it answers ``status`` (bounded); return that response."""
+    with anyio.fail_after(timeout):
+        while True:
+            response = await client.get(path)
+            if response.status_code == status:
+                return response
+            await anyio.sleep(0.02)
+
+
+# -- through a real server ------------------------------------------------------
+
+
+async def test_probes_and_health_answer_through_a_real_server(
+    conductor: Conductor, anyio_backend: str
+) -> None:
+    """/healthz and /readyz answer 200 and /health shows every platform's state."""
+    supervisor = Supervisor(conductor, interval=60)
+    async with conductor:
+        await supervisor.round()
+        app = create_app(conductor, supervisor)
+        async with serving(app, anyio_backend) as client:
+            healthz = await client.get("/healthz")
+            readyz = await client.get("/readyz")
+            health = await client.get("/health")
+    assert (healthz.status_code, healthz.json()) == (200, {"status": "alive"})
+    assert (readyz.status_code, readyz.json()) == (200, {"status": "ready"})
+    assert health.status_code == 200
+    body = health.json()
+    assert body["status"] == "healthy"
+    assert set(body["platforms"]) == {"primary", "steady"}
+    for name, driver in (("primary", "switch"), ("steady", "echo")):
+        entry = body["platforms"][name]
+        assert entry["driver"] == driver
+        assert entry["state"] == "active"
+        assert entry["health"] == "healthy"
+        assert entry["consecutive_failures"] == 0
+        assert entry["restarts"] == 0
+
+
+async def test_readyz_goes_503_naming_the_broken_platform_and_back_after_a_restart(
+    conductor: Conductor, switch: type[Switchable], anyio_backend: str
+) -> None:
+    """An unhealthy required platform makes /readyz 503 (naming it) while /healthz stays
+    200; the supervisor's restart brings /readyz back to 200 and moves the metrics."""
+    supervisor = Supervisor(conductor, interval=0.01, rng=lambda: 1.0)
+    async with conductor:
+        app = create_app(conductor, supervisor)
+        async with serving(app, anyio_backend) as client:
+            assert (await client.get("/readyz")).status_code == 200
+            before = (await client.get("/metrics")).text
+            switch.instances[0].sick = True
+            await supervisor.round()  # not running yet: records, does not restart
+            broken = await client.get("/readyz")
+            alive = await client.get("/healthz")
+            unhealthy = (await client.get("/health")).json()
+            # Cancel only the supervisor: hypercorn must be stopped, not cancelled.
+            async with anyio.create_task_group() as group:
+                await group.start(supervisor.run)
+                await until_status(client, "/readyz", 200)
+                group.cancel_scope.cancel()
+            after = (await client.get("/metrics")).text
+            health = (await client.get("/health")).json()
+            steady = await conductor.dispatch("steady", {"still": "serving"})
+    assert broken.status_code == 503
+    assert broken.json()["status"] == "not ready"
+    assert list(broken.json()["platforms"]) == ["primary"]
+    assert "switched off" in broken.json()["platforms"]["primary"]
+    assert alive.status_code == 200
+    assert unhealthy["status"] == "unhealthy"
+    assert unhealthy["platforms"]["primary"]["health"] == "unhealthy"
+    assert unhealthy["platforms"]["primary"]["consecutive_failures"] == 1
+    assert value(before, "demi_platform_restarts_total", platform="primary") == 0
+    assert value(after, "demi_platform_restarts_total", platform="primary") == 1
+    assert value(after, "demi_platform_restarts_total", platform="steady") == 0
+    assert health["platforms"]["primary"]["restarts"] == 1
+    assert health["platforms"]["primary"]["health"] == "healthy"
+    assert len(switch.instances) == 2
+    assert steady == {"still": "serving"}
+
+
+async def test_metrics_carry_every_name_labelled_by_platform_and_move(
+    conductor: Conductor, anyio_backend: str
+) -> None:
+    """/metrics exposes the seven documented names per platform; request counters,
+    durations and health series follow what happens."""
+    supervisor = Supervisor(conductor, interval=60)
+    async with conductor:
+        app = create_app(conductor, supervisor, token=TOKEN)
+        async with serving(app, anyio_backend) as client:
+            before = (await client.get("/metrics", headers=bearer())).text
+            await supervisor.round()
+            await conductor.dispatch("steady", {"a": 1})
+            await conductor.dispatch("steady", {"a": 2})
+            with pytest.raises(PlatformRequestError):
+                await conductor.dispatch("primary", {"fail": True})
+            response = await client.get("/metrics", headers=bearer())
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    after = response.text
+    names = {name for name, _ in samples(after)}
+    for metric in METRIC_NAMES:
+        platforms = {
+            dict(labels).get("platform")
+            for name, labels in samples(after)
+            if name == metric or name.startswith(metric + "_")
+        }
+        assert platforms >= {"primary", "steady"}, (metric, platforms)
+    assert "demi_request_duration_seconds_count" in names
+    assert value(before, "demi_requests_total", platform="steady") == 0
+    assert value(after, "demi_requests_total", platform="steady") == 2
+    assert value(after, "demi_requests_total", platform="primary") == 1
+    assert value(after, "demi_request_errors_total", platform="primary") == 1
+    assert value(after, "demi_request_errors_total", platform="steady") == 0
+    assert value(after, "demi_request_duration_seconds_count", platform="steady") == 2
+    assert (
+        value(after, "demi_health_check_duration_seconds_count", platform="primary")
+        == 1
+    )
+    assert value(after, "demi_platform_up", platform="primary") == 1
+    healthy = {"platform": "primary", "status": "healthy"}
+    unhealthy = {"platform": "primary", "status": "unhealthy"}
+    assert value(after, "demi_platform_health_status", **healthy) == 1
+    assert value(after, "demi_platform_health_status", **unhealthy) == 0
+
+
+@pytest.mark.parametrize("path", ["/health", "/metrics"])
+async def test_bearer_token_is_required_beyond_the_probes(
+    conductor: Conductor, path: str, anyio_backend: str
+) -> None:
+    """With a token set, /health and /metrics answer 401 without it or with a wrong
+    one, and 200 with it."""
+    supervisor = Supervisor(conductor, interval=60)
+    async with conductor:
+        app = create_app(conductor, supervisor, token=TOKEN)
+        async with serving(app, anyio_backend) as client:
+            missing = await client.get(path)
+            wrong = await client.get(path, headers=bearer("not-the-token"))
+            basic = await client.get(path, headers={"Authorization": TOKEN})
+            right = await client.get(path, headers=bearer())
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert wrong.status_code == 401
+    assert basic.status_code == 401
+    assert right.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+async def test_probes_need_no_token(
+    conductor: Conductor, path: str, anyio_backend: str
+) -> None:
+    """The orchestrator's probes answer without credentials even when a token is set."""
+    supervisor = Supervisor(conductor, interval=60)
+    async with conductor:
+        app = create_app(conductor, supervisor, token=TOKEN)
+        async with serving(app, anyio_backend) as client:
+            response = await client.get(path)
+    assert response.status_code == 200
+
+
+async def test_restart_endpoint_restarts_a_platform_with_the_token(
+    conductor: Conductor, switch: type[Switchable], anyio_backend: str
+) -> None:
+    """POST /platforms/{name}/restart needs the token, restarts the instance, clears a
+    give-up and answers 404 for an unknown instance."""
+    supervisor = Supervisor(conductor, interval=60)
+    async with conductor:
+        supervisor.record("primary").gave_up = "gave up after 5 restarts in 60s"
+        app = create_app(conductor, supervisor, token=TOKEN)
+        async with serving(app, anyio_backend) as client:
+            refused = await client.post("/platforms/primary/restart")
+            assert len(switch.instances) == 1
+            done = await client.post("/platforms/primary/restart", headers=bearer())
+            unknown = await client.post("/platforms/nope/restart", headers=bearer())
+            wrong_method = await client.get(
+                "/platforms/primary/restart", headers=bearer()
+            )
+            reply = await conductor.dispatch("primary", {})
+    assert refused.status_code == 401
+    assert (done.status_code, done.json()) == (
+        200,
+        {"platform": "primary", "active": True},
+    )
+    assert len(switch.instances) == 2
+    assert reply == {"generation": 2}
+    assert supervisor.record("primary").gave_up is None
+    assert unknown.status_code == 404
+    assert "nope" in unknown.json()["error"]
+    assert wrong_method.status_code == 405
+
+
+# -- the app alone --------------------------------------------------------------
+
+
+@asynccontextmanager
+async def in_process(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that calls the ASGI app directly, without a server."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://demi") as client:
+        yield client
+
+
+async def test_probes_never_run_a_health_check(
+    conductor: Conductor, switch: type[Switchable]
+) -> None:
+    """Every endpoint answers from the supervisor's results: no plugin health_check
+    runs inside a request."""
+    supervisor = Supervisor(conductor, interval=60)
+    async with conductor:
+        await supervisor.round()
+        checks = switch.checks
+        assert checks == 1
+        async with in_process(create_app(conductor, supervisor)) as client:
+            for _ in range(5):
+                for path in ("/healthz", "/readyz", "/health", "/metrics"):
+                    assert (await client.get(path)).status_code == 200
+    assert switch.checks == checks
+
+
+async def test_readyz_before_any_round_reflects_the_platform_states(
+    conductor: Conductor, switch: type[Switchable]
+) -> None:
+    """Without a round yet, /readyz answers from the lifecycle states and checks nothing."""
+    supervisor = Supervisor(conductor, interval=60)
+    async with conductor:
+        async with in_process(create_app(conductor, supervisor)) as client:
+            response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert switch.checks == 0
+
+
+async def test_healthz_fails_once_the_loop_heartbeat_is_stale(
+    conductor: Conductor,
+) -> None:
+    """/healthz is 503 when the conductor loop has not ticked within stale_after."""
+    supervisor = Supervisor(conductor, interval=60)
+    beat: list[float] = [time.monotonic()]
+
+    def heartbeat() -> float:
+        return beat[0]
+
+    async with conductor:
+        app = create_app(conductor, supervisor, heartbeat=heartbeat, stale_after=5)
+        async with in_process(app) as client:
+            fresh = await client.get("/healthz")
+            beat[0] = time.monotonic() - 60
+            stale = await client.get("/healthz")
+    assert fresh.status_code == 200
+    assert stale.status_code == 503
+    assert stale.json()["status"] == "stalled"
+
+
+async def test_healthz_ignores_platform_health(
+    conductor: Conductor, switch: type[Switchable]
+) -> None:
+    """Liveness stays 200 while a required platform is unhealthy and readiness is 503."""
+    supervisor = Supervisor(conductor, interval=60)
+    async with conductor:
+        switch.instances[0].sick = True
+        await supervisor.round()
+        async with in_process(create_app(conductor, supervisor)) as client:
+            alive = await client.get("/healthz")
+            ready = await client.get("/readyz")
+    assert alive.status_code == 200
+    assert ready.status_code == 503
+
+
+async def test_readyz_is_503_once_demi_stops_accepting(conductor: Conductor) -> None:
+    """While stopping, /readyz is 503 and names demi itself."""
+    supervisor = Supervisor(conductor, interval=60)
+    async with conductor:
+        await supervisor.round()
+    async with in_process(create_app(conductor, supervisor)) as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert "demi" in response.json()["platforms"]
