@@ -5,5 +5,6 @@ from __future__ import annotations
 from .base import BasePlatform as BasePlatform
 from .base import HealthStatus as HealthStatus
 from .base import PluginHealth as PluginHealth
+from .sync import SyncPlatform as SyncPlatform
 
-__all__ = ["BasePlatform", "HealthStatus", "PluginHealth"]
+__all__ = ["BasePlatform", "HealthStatus", "PluginHealth", "SyncPlatform"]

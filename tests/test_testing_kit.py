@@ -1,0 +1,170 @@
+"""demi.testing: the conformance kit passes good platforms, and its helpers work."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import anyio
+import pytest
+from pydantic import BaseModel, SecretStr
+
+from demi import DemiSettings, PluginManager, PluginValidationError, SyncPlatform
+from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+from demi.platforms.echo import EchoPlatform
+from demi.testing import PlatformConformance, make_manager, new_tasks, running_tasks
+
+pytest_plugins = ["pytester"]
+
+
+class SyncEcho(SyncPlatform):
+    """A blocking platform that answers with the request."""
+
+    def initialize(self, config: Mapping[str, Any]) -> bool:
+        return True
+
+    def health_check(self) -> PluginHealth:
+        return PluginHealth(HealthStatus.HEALTHY)
+
+    def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(request)
+
+    def shutdown(self) -> None:
+        pass
+
+
+class GreeterConfig(BaseModel):
+    """Configuration of the greeter."""
+
+    greeting: str
+    token: SecretStr
+    ready: bool = True
+
+
+class Greeter(BasePlatform):
+    """A configured platform whose initialize fails when told it is not ready."""
+
+    config_model = GreeterConfig
+
+    def __init__(self) -> None:
+        self.greeting: str | None = None
+
+    async def initialize(self, config: Mapping[str, Any]) -> bool:
+        await anyio.lowlevel.checkpoint()
+        self.greeting = config["greeting"]
+        return bool(config["ready"])
+
+    async def health_check(self) -> PluginHealth:
+        return PluginHealth(HealthStatus.HEALTHY)
+
+    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        await anyio.lowlevel.checkpoint()
+        return {"text": f"{self.greeting}, {request.get('name', 'world')}"}
+
+    async def shutdown(self) -> None:
+        self.greeting = None
+
+
+class TestEchoConformance(PlatformConformance):
+    """The built-in echo platform keeps the contract."""
+
+    platform_class = EchoPlatform
+    sample_requests: ClassVar[list[Mapping[str, Any]]] = [{"text": "hello"}, {}]
+
+
+class TestSyncEchoConformance(PlatformConformance):
+    """A SyncPlatform keeps the contract through worker threads."""
+
+    platform_class = SyncEcho
+    sample_requests: ClassVar[list[Mapping[str, Any]]] = [{"text": "hello"}]
+
+
+class TestGreeterConformance(PlatformConformance):
+    """A platform with a config model and a failing configuration keeps the contract."""
+
+    platform_class = Greeter
+    sample_config: ClassVar[Mapping[str, Any]] = {"greeting": "hi", "token": "s3cr3t"}
+    failing_config: ClassVar[Mapping[str, Any]] = {**sample_config, "ready": False}
+    sample_requests: ClassVar[list[Mapping[str, Any]]] = [{"name": "Ada"}]
+
+
+def test_make_manager_knows_exactly_the_given_classes() -> None:
+    """make_manager registers each keyword's class under the keyword."""
+    manager = make_manager(DemiSettings(), echo=EchoPlatform, sync=SyncEcho)
+    assert isinstance(manager, PluginManager)
+    assert dict(manager.registry) == {"echo": EchoPlatform, "sync": SyncEcho}
+
+
+def test_make_manager_rejects_an_invalid_class() -> None:
+    """make_manager refuses a class that breaks the contract, naming it."""
+    with pytest.raises(PluginValidationError, match="'bad'"):
+        make_manager(DemiSettings(), bad=dict)  # type: ignore[arg-type]
+
+
+async def test_make_manager_loads_a_class_without_entry_points() -> None:
+    """A class given to make_manager loads and answers under its keyword."""
+    async with make_manager(DemiSettings(), greeter=Greeter) as manager:
+        await manager.load_plugin("greeter", {"greeting": "hi", "token": "t0ken"})
+        response = await manager.handle_request("greeter", {"name": "Ada"})
+    assert response == {"text": "hi, Ada"}
+
+
+async def _wait_forever() -> None:
+    await anyio.sleep_forever()
+
+
+async def test_new_tasks_names_a_task_started_after_the_snapshot() -> None:
+    """new_tasks names a task started after the snapshot after its function."""
+    before = running_tasks()
+    async with anyio.create_task_group() as group:
+        group.start_soon(_wait_forever)
+        await anyio.wait_all_tasks_blocked()
+        assert new_tasks(before) == [f"{__name__}._wait_forever"]
+        group.cancel_scope.cancel()
+
+
+async def test_new_tasks_is_empty_once_a_task_group_is_done() -> None:
+    """Tasks that finished before the second look are not reported."""
+    before = running_tasks()
+    async with anyio.create_task_group() as group:
+        group.start_soon(anyio.lowlevel.checkpoint)
+    assert new_tasks(before) == []
+
+
+def test_pytest_plugin_is_registered_by_entry_point(pytester: pytest.Pytester) -> None:
+    """pytest loads demi's plugin from the pytest11 entry point under the name demi."""
+    config = pytester.parseconfig()
+    assert config.pluginmanager.get_plugin("demi") is not None
+
+
+def test_pytest_plugin_declares_the_conformance_marker(
+    pytester: pytest.Pytester,
+) -> None:
+    """pytest --markers lists demi_conformance."""
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.demi_conformance: *"])
+
+
+def test_library_imports_neither_demi_testing_nor_pytest() -> None:
+    """Importing every library module of demi pulls in neither demi.testing nor pytest."""
+    script = (
+        "import importlib, pkgutil, sys, demi\n"
+        "def walk(path, prefix):\n"
+        "    for info in pkgutil.iter_modules(path, prefix):\n"
+        "        if info.name != 'demi.testing':\n"
+        "            module = importlib.import_module(info.name)\n"
+        "            if info.ispkg:\n"
+        "                walk(module.__path__, info.name + '.')\n"
+        "walk(demi.__path__, 'demi.')\n"
+        "bad = sorted(m for m in sys.modules\n"
+        "             if m.startswith(('demi.testing', 'pytest', '_pytest')))\n"
+        "print(sum(m.startswith('demi.') for m in sys.modules), *bad)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    imported, *forbidden = result.stdout.split()
+    assert int(imported) > 20
+    assert forbidden == []
