@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType, TracebackType
 from typing import Any, Self
@@ -55,6 +55,7 @@ class _Slot:
     threads: anyio.CapacityLimiter | None = None
     #: The shielded scope of a shutdown in progress, so abandon_shutdowns can cut it.
     stopping: anyio.CancelScope | None = None
+    abandoned: bool = False
 
 
 class PluginManager:
@@ -85,7 +86,7 @@ class PluginManager:
         self._classes: dict[str, type[BasePlatform]] = {}
         self._scanned: dict[str, discovery.EntryPointInfo] = {}
         self._slots: dict[str, _Slot] = {}
-        self._locks: dict[str, anyio.Lock] = {}
+        self._locks: dict[str, anyio.Semaphore] = {}
         self._listeners: list[TransitionListener] = []
         self._uses_entry_points = True
 
@@ -290,15 +291,16 @@ class PluginManager:
             register_secrets(slot.config)
             return await self._start(slot)
 
-    def _lock(self, key: str) -> anyio.Lock:
+    def _lock(self, key: str) -> anyio.Semaphore:
         """The lock serializing loads and unloads of one instance name.
 
-        ``fast_acquire``: taking a free lock still honours cancellation but does not
-        yield to the event loop, which costs one scheduling round per load and unload.
+        A semaphore of one rather than a Lock: :meth:`begin_unload` takes it in the
+        caller's task and the shutdown task gives it back. ``fast_acquire``: taking a
+        free one does not yield, which would cost a loop turn per load and unload.
         """
         lock = self._locks.get(key)
         if lock is None:
-            lock = self._locks[key] = anyio.Lock(fast_acquire=True)
+            lock = self._locks[key] = anyio.Semaphore(1, fast_acquire=True)
         return lock
 
     async def _start(self, slot: _Slot) -> BasePlatform:
@@ -415,8 +417,7 @@ class PluginManager:
         slot.lifecycle.move_to(PluginState.FAILED, reason)
         slot.platform = None
         if platform is not None:
-            with anyio.CancelScope(shield=True):
-                await self._call_shutdown(slot.name, platform, slot.threads)
+            await self._call_shutdown(slot.name, platform, slot.threads)
 
     # -- health ---------------------------------------------------------------
 
@@ -517,32 +518,80 @@ class PluginManager:
         :returns: ``True`` if an active instance was shut down; ``False`` if nothing
             was active under that name (a failed instance is forgotten).
         """
+        return await self.begin_unload(name, timeout=timeout)()
+
+    def begin_unload(
+        self, name: str, *, timeout: float | None = None
+    ) -> Callable[[], Coroutine[Any, Any, bool]]:
+        """Take the instance ``name`` out of service now, without yielding, and
+        return the coroutine function that shuts it down: :meth:`unload_plugin` in
+        two steps, so a caller can stop many instances in a chosen order and let
+        their shutdowns overlap (one loop turn per instance would dominate).
+
+        The returned function must be awaited: until it has run, the instance stays
+        ``stopping`` and locked. When a load or unload of that instance is under way,
+        nothing happens now and the returned function waits its turn.
+        """
         slot = self._slots.get(name)
         if slot is None:
+            return _returns_false
+        lock = self._lock(name)
+        try:
+            lock.acquire_nowait()
+        except anyio.WouldBlock:
+
+            async def in_turn() -> bool:
+                async with lock:
+                    return await self._finish_unload(
+                        slot, self._take_out(slot), timeout
+                    )
+
+            return in_turn
+        platform = self._take_out(slot)
+
+        async def finish() -> bool:
+            try:
+                return await self._finish_unload(slot, platform, timeout)
+            finally:
+                lock.release()
+
+        return finish
+
+    def _take_out(self, slot: _Slot) -> BasePlatform | None:
+        """Move an active slot to ``stopping`` (forget a failed one); return the
+        platform to shut down, if there is one."""
+        if slot.lifecycle.state is not PluginState.ACTIVE or slot.platform is None:
+            if slot.lifecycle.state is PluginState.FAILED:
+                self._slots.pop(slot.name, None)
+            return None
+        slot.lifecycle.move_to(PluginState.STOPPING)
+        slot.stopping = anyio.CancelScope(shield=True)
+        return slot.platform
+
+    async def _finish_unload(
+        self, slot: _Slot, platform: BasePlatform | None, timeout: float | None
+    ) -> bool:
+        if platform is None or slot.stopping is None:
             return False
-        async with self._lock(name):
-            if slot.lifecycle.state is not PluginState.ACTIVE or slot.platform is None:
-                if slot.lifecycle.state is PluginState.FAILED:
-                    del self._slots[name]
-                return False
-            platform = slot.platform
-            slot.lifecycle.move_to(PluginState.STOPPING)
-            error: str | None = "shutdown abandoned before it finished"
-            with anyio.CancelScope(shield=True) as slot.stopping:
-                error = await self._call_shutdown(name, platform, slot.threads, timeout)
-            slot.stopping = None
-            slot.platform = None
-            if error is None:
-                slot.lifecycle.move_to(PluginState.STOPPED)
-            else:
-                slot.lifecycle.move_to(PluginState.FAILED, error)
-            return True
+        error = await self._call_shutdown(
+            slot.name, platform, slot.threads, timeout, scope=slot.stopping
+        )
+        if slot.stopping.cancel_called and slot.abandoned:
+            error = "shutdown abandoned before it finished"
+        slot.stopping, slot.abandoned = None, False
+        slot.platform = None
+        if error is None:
+            slot.lifecycle.move_to(PluginState.STOPPED)
+        else:
+            slot.lifecycle.move_to(PluginState.FAILED, error)
+        return True
 
     def abandon_shutdowns(self) -> None:
         """Cut every :meth:`unload_plugin` in progress short, shield or not (a second
         signal): each of those instances ends ``failed``."""
         for slot in list(self._slots.values()):
             if slot.stopping is not None:
+                slot.abandoned = True
                 slot.stopping.cancel()
 
     async def fail_plugin(self, name: str, reason: str) -> None:
@@ -555,8 +604,7 @@ class PluginManager:
         if slot.lifecycle.state is PluginState.ACTIVE and slot.platform is not None:
             platform, slot.platform = slot.platform, None
             slot.lifecycle.move_to(PluginState.STOPPING, reason)
-            with anyio.CancelScope(shield=True):
-                await self._call_shutdown(name, platform, slot.threads)
+            await self._call_shutdown(name, platform, slot.threads)
         if PluginState.FAILED in ALLOWED_TRANSITIONS[slot.lifecycle.state]:
             slot.lifecycle.move_to(PluginState.FAILED, reason)
 
@@ -576,11 +624,19 @@ class PluginManager:
         platform: BasePlatform,
         threads: anyio.CapacityLimiter | None,
         timeout: float | None = None,
+        *,
+        scope: anyio.CancelScope | None = None,
     ) -> str | None:
+        """Shut a platform down, shielded from cancellation and bounded; return why
+        it failed, if it did."""
         if timeout is None:
             timeout = self.settings.shutdown_timeout
+        if scope is None:
+            scope = anyio.CancelScope(shield=True)
         try:
-            await call(platform, "shutdown", timeout=timeout, threads=threads)
+            await call(
+                platform, "shutdown", timeout=timeout, threads=threads, scope=scope
+            )
         except TimeoutError:
             reason = f"shutdown did not finish within {timeout:g}s"
         except Exception as err:
@@ -606,6 +662,10 @@ class PluginManager:
     ) -> None:
         with anyio.CancelScope(shield=True):
             await self.unload_all()
+
+
+async def _returns_false() -> bool:
+    return False
 
 
 def _target_of(plugin: type[BasePlatform] | None) -> str | None:
