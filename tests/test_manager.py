@@ -6,10 +6,15 @@ to do wrong, and reads back what happened from a shared journal.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
 import anyio
@@ -1068,3 +1073,76 @@ async def test_unsubscribing_stops_the_notifications(
     unsubscribe()
     await manager.load_plugin("a")
     assert seen == []
+
+
+def run_script(code: str, *args: str, cache: Path) -> Any:
+    """Run ``code`` in a fresh interpreter (an import can happen only once in a
+    process) and return the JSON it prints last."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XDG_CACHE_HOME": str(cache)},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+_SLOW_IMPORT = """
+import json, sys
+import anyio
+from demi import DemiSettings, PluginLoadError, PluginManager
+
+async def main():
+    manager = PluginManager("demi_testplugins.slow", DemiSettings(init_timeout=0.3))
+    outcome = {}
+    if sys.argv[1] == "timeout":
+        try:
+            await manager.load_plugin("slow_import")
+        except PluginLoadError as err:
+            outcome["error"] = str(err)
+    else:
+        with anyio.move_on_after(0.3):
+            await manager.load_plugin("slow_import")
+    meta = manager.metadata("slow_import")
+    outcome["state"], outcome["reason"] = meta.state.value, meta.error
+    # The import finishes in its abandoned thread; a later load then succeeds.
+    await anyio.sleep(2.5)
+    manager.settings = DemiSettings(init_timeout=5)
+    platform = await manager.load_plugin("slow_import")
+    outcome["after"] = platform.status
+    await manager.unload_all()
+    print(json.dumps(outcome))
+
+anyio.run(main, backend=sys.argv[2])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_an_import_that_outlives_the_init_timeout_fails_the_load(
+    backend: str, tmp_path: Path
+) -> None:
+    """A plugin whose import outlasts init_timeout fails with the reason, and loads
+    once a later attempt finds it imported."""
+    outcome = run_script(_SLOW_IMPORT, "timeout", backend, cache=tmp_path)
+    assert "import did not finish within 0.3s" in outcome["error"]
+    assert outcome["state"] == "failed"
+    assert outcome["after"] == "active"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_load_cancelled_during_import_is_left_failed_not_loading(
+    backend: str, tmp_path: Path
+) -> None:
+    """Cancelling a load while the plugin imports leaves it failed, so a later load
+    can start afresh instead of tripping over a plugin stuck in "loading"."""
+    outcome = run_script(_SLOW_IMPORT, "cancel", backend, cache=tmp_path)
+    assert outcome == {
+        "state": "failed",
+        "reason": "cancelled during import",
+        "after": "active",
+    }

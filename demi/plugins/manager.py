@@ -9,6 +9,7 @@ to the conductor and the supervisor above it.
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
@@ -322,6 +323,10 @@ class PluginManager:
         except PluginLoadError as err:
             slot.lifecycle.move_to(PluginState.FAILED, str(err))
             raise
+        except BaseException:
+            # Cancelled from outside while importing: never leave it "loading".
+            slot.lifecycle.move_to(PluginState.FAILED, "cancelled during import")
+            raise
         platform = self._construct(slot, plugin_cls)
         options = self._validated_config(slot, plugin_cls)
         remaining = max(settings.init_timeout - (time.monotonic() - started), 0.001)
@@ -341,7 +346,7 @@ class PluginManager:
             if ready is True:
                 slot.lifecycle.move_to(PluginState.ACTIVE)
                 return platform
-            reason = f"initialize returned {ready!r}, not True"
+            reason = f"initialize returned {reprlib.repr(ready)}, not True"
         await self._abandon(slot, reason)
         raise PluginLoadError(
             slot.name, f"plugin {slot.name!r} failed to start: {reason}"

@@ -1,0 +1,485 @@
+"""The seven cases of issue 6, each comparing demi with what a user would write by hand.
+
+Every case returns a :class:`CaseResult`: the checks for the table (ratio of medians
+against a target) and the raw samples for the JSON. Modes are interleaved: each round
+runs every mode once, in an order that rotates from round to round, after one untimed
+warm-up round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._sandbox import NAMESPACE, ChildError, Sandbox
+from ._stats import Check, compare, summarize
+
+__all__ = ["CASES", "CaseResult", "Plan"]
+
+Log = Callable[[str], None]
+BACKENDS = ("asyncio", "trio")
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How much to run: ``quick`` runs every case once at small N."""
+
+    quick: bool = False
+    #: Overrides every case's default number of repeats.
+    repeats: int | None = None
+
+    def reps(self, default: int) -> int:
+        if self.quick:
+            return 1
+        return self.repeats if self.repeats is not None else default
+
+    def sizes(self, full: Sequence[int]) -> list[int]:
+        return [10] if self.quick else list(full)
+
+    def size(self, full: int) -> int:
+        return 10 if self.quick else full
+
+
+@dataclass(slots=True)
+class CaseResult:
+    """What one case measured."""
+
+    key: str
+    title: str
+    checks: list[Check] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "title": self.title,
+            "checks": [check.as_dict() for check in self.checks],
+            "data": self.data,
+        }
+
+
+def _rotated(names: Sequence[str], round_no: int) -> list[str]:
+    shift = round_no % len(names)
+    return [*names[shift:], *names[:shift]]
+
+
+def _stats(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    return {name: summarize(values).as_dict() for name, values in samples.items()}
+
+
+# -- 1 ------------------------------------------------------------------------
+
+_DISCOVERY_MODES: dict[str, tuple[str, str | None]] = {
+    "importlib": ("importlib", None),
+    "importlib+load": ("importlib_load", None),
+    "stevedore cold": ("stevedore", "cold"),
+    "demi cold": ("demi", "cold"),
+    "stevedore warm": ("stevedore", "warm"),
+    "demi warm": ("demi", "warm"),
+}
+
+
+def discovery(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
+    """Case 1: discover N generated entry points, each mode in a fresh process."""
+    result = CaseResult(
+        "1",
+        "discovery: discover_plugins vs stevedore ExtensionManager (fresh processes)",
+    )
+    reps = plan.reps(11)
+    names = list(_DISCOVERY_MODES)
+    for n in plan.sizes([10, 100, 1000]):
+        path = sandbox.path(n)
+        samples: dict[str, dict[str, list[float]]] = {
+            metric: {name: [] for name in names}
+            for metric in ("op_ms", "op_cpu_ms", "total_ms", "wall_ms")
+        }
+        log(f"case 1: N={n}, {reps} rounds of {len(names)} processes")
+        for round_no in range(reps + 1):
+            for name in _rotated(names, round_no):
+                lib, cache = _DISCOVERY_MODES[name]
+                where = sandbox.cache_dir(
+                    f"n{n}-{cache or 'warm'}", fresh=cache == "cold"
+                )
+                spec = {
+                    "mode": "discovery",
+                    "path": path,
+                    "namespace": NAMESPACE,
+                    "lib": lib,
+                }
+                out, wall = sandbox.run_child(spec, cache=where)
+                expected_modules = 0 if lib == "importlib" else n
+                if out["found"] != n or out["modules"] != expected_modules:
+                    raise ChildError(f"{name} at N={n} found {out['found']}: {out}")
+                if round_no == 0:
+                    continue  # warm-up
+                for metric in ("op_ms", "op_cpu_ms", "total_ms"):
+                    samples[metric][name].append(out[metric])
+                samples["wall_ms"][name].append(wall)
+        op, cpu = samples["op_ms"], samples["op_cpu_ms"]
+        for cache in ("cold", "warm"):
+            subject, baseline = f"demi {cache}", f"stevedore {cache}"
+            result.checks.append(
+                compare(
+                    "1",
+                    f"N={n} discovery op, wall (ms)",
+                    (subject, op[subject]),
+                    (baseline, op[baseline]),
+                    target=1.15,
+                )
+            )
+            result.checks.append(
+                compare(
+                    "1",
+                    f"N={n} discovery op, CPU (ms)",
+                    (subject, cpu[subject]),
+                    (baseline, cpu[baseline]),
+                    target=1.15,
+                )
+            )
+        result.checks.append(
+            compare(
+                "1",
+                f"N={n} process wall (ms, info)",
+                ("demi warm", samples["wall_ms"]["demi warm"]),
+                ("stevedore warm", samples["wall_ms"]["stevedore warm"]),
+                target=None,
+            )
+        )
+        if n == max(plan.sizes([10, 100, 1000])):
+            result.checks.append(
+                compare(
+                    "1",
+                    f"N={n} discovery op, wall (ms, info)",
+                    ("stevedore warm", op["stevedore warm"]),
+                    ("importlib+load", op["importlib+load"]),
+                    target=None,
+                )
+            )
+        result.data[str(n)] = {
+            "samples": samples,
+            "stats": {metric: _stats(values) for metric, values in samples.items()},
+        }
+    return result
+
+
+# -- 2 ------------------------------------------------------------------------
+
+
+def load_one(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
+    """Case 2: load one plugin by name among N, initialize it, shut it down."""
+    n = plan.size(1000)
+    result = CaseResult(
+        "2", f"load one of N={n} by name + initialize + shutdown (fresh processes)"
+    )
+    reps = plan.reps(15)
+    name = f"fake{n // 2:04d}"
+    modes = {"demi load_plugin": "demi", "stevedore DriverManager": "stevedore"}
+    samples: dict[str, dict[str, list[float]]] = {
+        metric: {mode: [] for mode in modes}
+        for metric in ("op_ms", "op_cpu_ms", "total_ms", "wall_ms", "modules")
+    }
+    path = sandbox.path(n)
+    cache = sandbox.cache_dir(f"n{n}-warm")
+    log(f"case 2: N={n}, {reps} rounds of {len(modes)} processes")
+    for round_no in range(reps + 1):
+        for mode in _rotated(list(modes), round_no):
+            spec = {
+                "mode": "load_one",
+                "path": path,
+                "namespace": NAMESPACE,
+                "lib": modes[mode],
+                "name": name,
+            }
+            out, wall = sandbox.run_child(spec, cache=cache)
+            if round_no == 0:
+                continue
+            for metric in ("op_ms", "op_cpu_ms", "total_ms", "modules"):
+                samples[metric][mode].append(out[metric])
+            samples["wall_ms"][mode].append(wall)
+    subject, baseline = "demi load_plugin", "stevedore DriverManager"
+    for metric, label, target in (
+        ("op_ms", "load+init+shutdown under anyio.run, wall (ms)", 1.2),
+        ("op_cpu_ms", "load+init+shutdown under anyio.run, CPU (ms)", 1.2),
+        ("wall_ms", "process wall (ms, info)", None),
+    ):
+        result.checks.append(
+            compare(
+                "2",
+                f"N={n} {label}",
+                (subject, samples[metric][subject]),
+                (baseline, samples[metric][baseline]),
+                target=target,
+            )
+        )
+    imported = max(samples["modules"]["demi load_plugin"])
+    result.checks.append(
+        Check(
+            "2",
+            f"N={n} plugin modules imported",
+            "demi load_plugin",
+            None,
+            "modules",
+            imported,
+            target=1,
+        )
+    )
+    result.data = {"samples": samples, "name": name}
+    return result
+
+
+# -- 3 ------------------------------------------------------------------------
+
+
+def health(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
+    """Case 3: health_check_all vs a bare task group, checks awaiting 10 ms."""
+    result = CaseResult(
+        "3", "health round, checks await 10 ms: health_check_all vs task group"
+    )
+    sizes = plan.sizes([10, 100, 1000])
+    reps = plan.reps(15)
+    for backend in BACKENDS:
+        log(f"case 3: {backend}, N={sizes}, {reps} rounds")
+        spec = {
+            "mode": "health",
+            "path": sandbox.path(),
+            "backend": backend,
+            "sizes": sizes,
+            "repeats": reps,
+        }
+        out, _ = sandbox.run_child(spec)
+        for n in sizes:
+            samples = out[str(n)]
+            result.checks.append(
+                compare(
+                    "3",
+                    f"{backend} N={n} health round (ms)",
+                    ("demi health_check_all", samples["demi"]),
+                    ("task group floor", samples["floor"]),
+                    target=1.5 if n == 1000 else None,
+                )
+            )
+        result.data[backend] = out
+    return result
+
+
+# -- 4 ------------------------------------------------------------------------
+
+
+def dispatch(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
+    """Case 4: Conductor.dispatch to echo vs awaiting handle_request under fail_after."""
+    calls = plan.size(1000)
+    result = CaseResult(
+        "4", "dispatch to echo: Conductor.dispatch vs await under fail_after"
+    )
+    reps = plan.reps(15)
+    for backend in BACKENDS:
+        log(f"case 4: {backend}, {calls} calls, {reps} rounds")
+        spec = {
+            "mode": "dispatch",
+            "path": sandbox.path(),
+            "backend": backend,
+            "calls": calls,
+            "callers": calls,
+            "repeats": reps,
+        }
+        out, _ = sandbox.run_child(spec)
+        for shape, what in (
+            ("sequential", f"{calls} sequential calls"),
+            ("concurrent", f"{calls} concurrent callers"),
+        ):
+            samples = out[shape]
+            check = compare(
+                "4",
+                f"{backend} {what} (ms)",
+                ("demi dispatch", samples["demi"]),
+                ("fail_after floor", samples["floor"]),
+                target=1.5,
+            )
+            per_call = [1000 * v / calls for v in samples["demi"]]
+            floor_call = [1000 * v / calls for v in samples["floor"]]
+            check.note = (
+                f"per call: demi {summarize(per_call).median:.1f} us, "
+                f"floor {summarize(floor_call).median:.1f} us"
+            )
+            result.checks.append(check)
+        result.data[backend] = out
+    return result
+
+
+# -- 5 ------------------------------------------------------------------------
+
+
+def lifecycle(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
+    """Case 5: Conductor start/stop of N platforms vs bare task groups."""
+    n = plan.size(1000)
+    result = CaseResult(
+        "5",
+        f"start and stop N={n} platforms, init/shutdown await 10 ms: Conductor vs task group",
+    )
+    reps = plan.reps(9)
+    # Conductor.stop takes N x 10 ms (shutdowns one after another): at most 3 rounds.
+    stop_reps = min(plan.reps(3), 3)
+    for backend in BACKENDS:
+        log(f"case 5: {backend}, N={n}, {reps} rounds ({stop_reps} with stop)")
+        spec = {
+            "mode": "lifecycle",
+            "path": sandbox.path(),
+            "backend": backend,
+            "size": n,
+            "repeats": reps,
+            "stop_repeats": min(stop_reps, reps),
+        }
+        out, _ = sandbox.run_child(spec)
+        floor_both = [
+            a + b for a, b in zip(out["floor_start"], out["floor_stop"], strict=True)
+        ]
+        for label, demi, floor in (
+            ("start", out["demi_start"], out["floor_start"]),
+            ("stop", out["demi_stop"], out["floor_stop"]),
+            ("start + stop", out["demi_start_stop"], floor_both),
+        ):
+            result.checks.append(
+                compare(
+                    "5",
+                    f"{backend} N={n} {label} (ms)",
+                    ("demi Conductor", demi),
+                    ("task group floor", floor),
+                    target=1.5,
+                )
+            )
+        result.checks.append(
+            compare(
+                "5",
+                f"{backend} N={n} stop (ms, info: what a concurrent stop would cost)",
+                ("demi unload_plugin, all at once", out["demi_unload_concurrent"]),
+                ("task group floor", out["floor_stop"]),
+                target=None,
+            )
+        )
+        result.data[backend] = out
+    return result
+
+
+# -- 6 ------------------------------------------------------------------------
+
+
+def memory(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
+    """Case 6: bytes held per active platform by manager and conductor (tracemalloc)."""
+    result = CaseResult("6", "memory per active platform, beyond the platform object")
+    sizes = plan.sizes([100, 1000])
+    for backend in BACKENDS:
+        log(f"case 6: {backend}, N={sizes}")
+        spec = {
+            "mode": "memory",
+            "path": sandbox.path(),
+            "backend": backend,
+            "sizes": sizes,
+        }
+        out, _ = sandbox.run_child(spec)
+        for n in sizes:
+            row = out[str(n)]
+            result.checks.append(
+                Check(
+                    "6",
+                    f"{backend} N={n} bytes per active platform",
+                    "manager + conductor",
+                    None,
+                    "B",
+                    row["overhead_bytes"],
+                    target=4096 if n == max(sizes) else None,
+                    note=f"platform object itself: {row['platform_bytes']:.0f} B",
+                )
+            )
+        result.data[backend] = out
+    return result
+
+
+# -- 7 ------------------------------------------------------------------------
+
+_COMMANDS = {
+    "floor: python -c pass": "pass",
+    "baseline: import stevedore, anyio, pydantic_settings": (
+        "import stevedore, anyio, pydantic_settings"
+    ),
+    "demi --help": "from demi.cli import main; raise SystemExit(main(['--help']))",
+    "demi plugins": "from demi.cli import main; raise SystemExit(main(['plugins']))",
+    "demi plugins --json": (
+        "from demi.cli import main; raise SystemExit(main(['plugins', '--json']))"
+    ),
+}
+
+
+def startup(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
+    """Case 7: command start-up, whole-process wall time."""
+    result = CaseResult("7", "command start-up (process wall, N=10 plugins installed)")
+    reps = plan.reps(15)
+    path = sandbox.path(10)
+    cache = sandbox.cache_dir("cli-warm")
+    names = list(_COMMANDS)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    log(f"case 7: {reps} rounds of {len(names)} processes")
+    for round_no in range(reps + 1):
+        for name in _rotated(names, round_no):
+            wall, used = sandbox.run_code(_COMMANDS[name], path, cache=cache)
+            if round_no:
+                samples[name].append(wall)
+                cpu[name].append(used)
+    baseline = "baseline: import stevedore, anyio, pydantic_settings"
+    short = "import stevedore, anyio, pydantic_settings"
+    for command in ("demi --help", "demi plugins"):
+        result.checks.append(
+            compare(
+                "7",
+                "start-up, wall (ms)",
+                (command, samples[command]),
+                (short, samples[baseline]),
+                target=1.5,
+            )
+        )
+        result.checks.append(
+            compare(
+                "7",
+                "start-up, CPU (ms)",
+                (command, cpu[command]),
+                (short, cpu[baseline]),
+                target=1.5,
+            )
+        )
+    result.checks.append(
+        compare(
+            "7",
+            "start-up, CPU (ms, info: JSON output, no rich table)",
+            ("demi plugins --json", cpu["demi plugins --json"]),
+            (short, cpu[baseline]),
+            target=None,
+        )
+    )
+    result.checks.append(
+        compare(
+            "7",
+            "start-up, wall (ms, info)",
+            (short, samples[baseline]),
+            ("python -c pass", samples["floor: python -c pass"]),
+            target=None,
+        )
+    )
+    result.data = {
+        "samples": samples,
+        "cpu_samples": cpu,
+        "stats": _stats(samples),
+        "cpu_stats": _stats(cpu),
+    }
+    return result
+
+
+CASES: dict[str, Callable[[Sandbox, Plan, Log], CaseResult]] = {
+    "1": discovery,
+    "2": load_one,
+    "3": health,
+    "4": dispatch,
+    "5": lifecycle,
+    "6": memory,
+    "7": startup,
+}
