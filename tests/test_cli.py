@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from helpers import install_distribution
 
 pytestmark = pytest.mark.slow
 
@@ -147,16 +148,16 @@ def extra_plugins(tmp_path: Path) -> dict[str, str]:
     (a real distribution on PYTHONPATH) to demi.platforms."""
     site = tmp_path / "site"
     site.mkdir()
-    (site / "demi_cli_test_plugins.py").write_text(_EXTRA_MODULE)
-    info = site / "demi_cli_test_plugins-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: demi-cli-test-plugins\nVersion: 1.0\n"
-    )
-    (info / "entry_points.txt").write_text(
-        "[demi.platforms]\n"
-        "backend_probe = demi_cli_test_plugins:BackendProbe\n"
-        "dsn = demi_cli_test_plugins:DsnPlatform\n"
+    install_distribution(
+        site,
+        "demi-cli-test-plugins",
+        "1.0",
+        module="demi_cli_test_plugins",
+        source=_EXTRA_MODULE,
+        platforms={
+            "backend_probe": "demi_cli_test_plugins:BackendProbe",
+            "dsn": "demi_cli_test_plugins:DsnPlatform",
+        },
     )
     return {"PYTHONPATH": str(site)}
 

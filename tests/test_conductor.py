@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import anyio
 import anyio.lowlevel
 import pytest
+from helpers import install_distribution
 
 import demi
 from demi import (
@@ -1044,19 +1045,18 @@ async def test_reload_sees_a_plugin_installed_after_start(
         async with Conductor(make_settings({"chat": "good"})) as conductor:
             assert "late" not in conductor.manager.known_names()
             # Installed now, while running: a module and its dist-info.
-            (site / f"{module}.py").write_text(
-                "from demi.platforms.echo import EchoPlatform\n"
-                "class LatePlatform(EchoPlatform):\n"
-                "    async def handle_request(self, request):\n"
-                "        return {'late': True}\n"
-            )
-            info = site / "demi_test_late-1.0.dist-info"
-            info.mkdir()
-            (info / "METADATA").write_text(
-                "Metadata-Version: 2.1\nName: demi-test-late\nVersion: 1.0\n"
-            )
-            (info / "entry_points.txt").write_text(
-                f"[demi.platforms]\nlate = {module}:LatePlatform\n"
+            install_distribution(
+                site,
+                "demi-test-late",
+                "1.0",
+                module=module,
+                source=(
+                    "from demi.platforms.echo import EchoPlatform\n"
+                    "class LatePlatform(EchoPlatform):\n"
+                    "    async def handle_request(self, request):\n"
+                    "        return {'late': True}\n"
+                ),
+                platforms={"late": f"{module}:LatePlatform"},
             )
             result = await conductor.reload(
                 make_settings({"chat": "good", "arrived": "late"})

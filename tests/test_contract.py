@@ -4,33 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
 import pytest
+from helpers import MinimalPlatform
 
 from demi import DemiSettings, PluginManager, PluginState
 from demi.platforms import BasePlatform, HealthStatus, PluginHealth
 from demi.platforms.echo import EchoPlatform
 
 LIFECYCLE_METHODS = {"initialize", "health_check", "handle_request", "shutdown"}
-
-
-class MinimalPlatform(BasePlatform):
-    """The least a platform can be: the four coroutine methods, nothing else."""
-
-    async def initialize(self, config: Mapping[str, Any]) -> bool:
-        return True
-
-    async def health_check(self) -> PluginHealth:
-        return PluginHealth(status=HealthStatus.HEALTHY)
-
-    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return {}
-
-    async def shutdown(self) -> None:
-        pass
 
 
 class RenamedPlatform(MinimalPlatform):

@@ -20,13 +20,13 @@ from typing import Any
 
 import anyio
 import pytest
+from helpers import MinimalPlatform
 
 from demi import (
     BasePlatform,
     DemiSettings,
     HealthStatus,
     PluginError,
-    PluginHealth,
     PluginLoadError,
     PluginManager,
     PluginNotFoundError,
@@ -82,6 +82,9 @@ BROKEN = {
     "sync_method": "health_check must be a coroutine function",
 }
 CALM_BROKEN = ("import_fails", "raises_at_import", "not_a_platform")
+#: All that loading "good" may import of demi-testplugins: the package, the healthy
+#: echo every test platform builds on (never broken), and good's own module.
+GOOD_IMPORTS = ["demi_testplugins", "demi_testplugins._echo", "demi_testplugins.good"]
 
 
 def canonical(distribution: str | None) -> str | None:
@@ -292,18 +295,8 @@ def test_scan_logs_each_failure_once_with_entry_point_distribution_and_reason(
 # -- validate_plugin_class ---------------------------------------------------------
 
 
-class _Valid(BasePlatform):
-    async def initialize(self, config: Mapping[str, Any]) -> bool:
-        return True
-
-    async def health_check(self) -> PluginHealth:
-        return PluginHealth(status=HealthStatus.HEALTHY)
-
-    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return {}
-
-    async def shutdown(self) -> None:
-        pass
+class _Valid(MinimalPlatform):
+    pass
 
 
 class _Abstract(BasePlatform):
@@ -420,7 +413,7 @@ def test_load_driver_imports_only_that_plugins_module(tmp_path: Path) -> None:
         """,
         cache=tmp_path,
     )
-    assert modules == ["demi_testplugins", "demi_testplugins.good"]
+    assert modules == GOOD_IMPORTS
 
 
 @pytest.mark.slow
@@ -450,7 +443,7 @@ def test_load_plugin_on_a_fresh_manager_imports_no_sibling(
     assert result == {
         "class": "GoodPlatform",
         "answer": {"n": 1},
-        "modules": ["demi_testplugins", "demi_testplugins.good"],
+        "modules": GOOD_IMPORTS,
     }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ import anyio
 import httpcore  # noqa: F401
 import httpx
 import pytest
+from helpers import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from demi import DemiSettings, PluginManager
@@ -105,14 +105,6 @@ def conductor(switch: type[Switchable]) -> Conductor:
         {"switch": switch, "echo": EchoPlatform}, settings=settings
     )
     return Conductor(settings, manager=manager)
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @asynccontextmanager

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio.lowlevel
+import helpers
 import pytest
 
 import demi
@@ -27,20 +28,11 @@ BLOCK_SECONDS = 1.0
 LIFECYCLE_METHODS = {"initialize", "health_check", "handle_request", "shutdown"}
 
 
-class SyncEcho(SyncPlatform):
+class SyncEcho(helpers.SyncEcho):
     """Answers with the request, from whichever thread runs it."""
-
-    def initialize(self, config: Mapping[str, Any]) -> bool:
-        return True
-
-    def health_check(self) -> PluginHealth:
-        return PluginHealth(HealthStatus.HEALTHY)
 
     def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
         return {**request, "thread": threading.get_ident()}
-
-    def shutdown(self) -> None:
-        pass
 
 
 class Sleeper(SyncEcho):

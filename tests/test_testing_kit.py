@@ -9,30 +9,15 @@ from typing import Any, ClassVar
 
 import anyio
 import pytest
+from helpers import SyncEcho
 from pydantic import BaseModel, SecretStr
 
-from demi import DemiSettings, PluginManager, PluginValidationError, SyncPlatform
+from demi import DemiSettings, PluginManager, PluginValidationError
 from demi.platforms import BasePlatform, HealthStatus, PluginHealth
 from demi.platforms.echo import EchoPlatform
 from demi.testing import PlatformConformance, make_manager, new_tasks, running_tasks
 
 pytest_plugins = ["pytester"]
-
-
-class SyncEcho(SyncPlatform):
-    """A blocking platform that answers with the request."""
-
-    def initialize(self, config: Mapping[str, Any]) -> bool:
-        return True
-
-    def health_check(self) -> PluginHealth:
-        return PluginHealth(HealthStatus.HEALTHY)
-
-    def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(request)
-
-    def shutdown(self) -> None:
-        pass
 
 
 class GreeterConfig(BaseModel):

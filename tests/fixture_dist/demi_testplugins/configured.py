@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+from demi_testplugins._echo import HealthyEcho
 
 
 class ConfiguredConfig(BaseModel):
@@ -18,7 +18,7 @@ class ConfiguredConfig(BaseModel):
     retries: int = 3
 
 
-class ConfiguredPlatform(BasePlatform):
+class ConfiguredPlatform(HealthyEcho):
     """Keeps its validated configuration; answers with what it may show of it."""
 
     config_model = ConfiguredConfig
@@ -27,15 +27,9 @@ class ConfiguredPlatform(BasePlatform):
         self.config = dict(config)
         return isinstance(self.config["token"], SecretStr)
 
-    async def health_check(self) -> PluginHealth:
-        return PluginHealth(status=HealthStatus.HEALTHY)
-
     async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "endpoint": self.config["endpoint"],
             "retries": self.config["retries"],
             "token_length": len(self.config["token"].get_secret_value()),
         }
-
-    async def shutdown(self) -> None:
-        pass

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+from demi_testplugins._echo import HealthyEcho
 
 
-class CounterPlatform(BasePlatform):
+class CounterPlatform(HealthyEcho):
     """Counts its initializations and shutdowns (per class) and requests (each)."""
 
     initialized: ClassVar[int] = 0
@@ -20,9 +20,6 @@ class CounterPlatform(BasePlatform):
     async def initialize(self, config: Mapping[str, Any]) -> bool:
         type(self).initialized += 1
         return True
-
-    async def health_check(self) -> PluginHealth:
-        return PluginHealth(status=HealthStatus.HEALTHY)
 
     async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
         self.requests += 1

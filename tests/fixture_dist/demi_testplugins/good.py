@@ -5,21 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+from demi_testplugins._echo import HealthyEcho
 
 
-class GoodPlatform(BasePlatform):
+class GoodPlatform(HealthyEcho):
     """Echoes requests; always healthy."""
 
     async def initialize(self, config: Mapping[str, Any]) -> bool:
         self.config = dict(config)
         return True
-
-    async def health_check(self) -> PluginHealth:
-        return PluginHealth(status=HealthStatus.HEALTHY)
-
-    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(request)
-
-    async def shutdown(self) -> None:
-        pass

@@ -3,22 +3,19 @@ reports healthy anyway: a result that arrives after the deadline."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import anyio
 
-from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+from demi.platforms import HealthStatus, PluginHealth
+from demi_testplugins._echo import HealthyEcho
 
 
-class SwallowsCancelPlatform(BasePlatform):
+class SwallowsCancelPlatform(HealthyEcho):
     """Catches the cancellation of its health check and answers late."""
 
     #: Cancellations swallowed so far.
     swallowed: ClassVar[int] = 0
-
-    async def initialize(self, config: Mapping[str, Any]) -> bool:
-        return True
 
     async def health_check(self) -> PluginHealth:
         try:
@@ -26,9 +23,3 @@ class SwallowsCancelPlatform(BasePlatform):
         except anyio.get_cancelled_exc_class():
             type(self).swallowed += 1
         return PluginHealth(status=HealthStatus.HEALTHY)
-
-    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(request)
-
-    async def shutdown(self) -> None:
-        pass

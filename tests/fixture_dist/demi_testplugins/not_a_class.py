@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+from demi.platforms import BasePlatform
+from demi_testplugins._echo import HealthyEcho
 
 
-class _HiddenPlatform(BasePlatform):
-    async def initialize(self, config: Mapping[str, Any]) -> bool:
-        return True
-
-    async def health_check(self) -> PluginHealth:
-        return PluginHealth(status=HealthStatus.HEALTHY)
-
-    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(request)
-
-    async def shutdown(self) -> None:
-        pass
+class _HiddenPlatform(HealthyEcho):
+    pass
 
 
 def make_platform() -> BasePlatform:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from pydantic import BaseModel, Field, SecretStr
 
-from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+from demi_testplugins._echo import HealthyEcho
 
 
 class StrictConfig(BaseModel):
@@ -19,19 +16,7 @@ class StrictConfig(BaseModel):
     api_key: SecretStr
 
 
-class RejectsConfigPlatform(BasePlatform):
+class RejectsConfigPlatform(HealthyEcho):
     """Would be fine, given a level from 1 to 5 and an API key."""
 
     config_model = StrictConfig
-
-    async def initialize(self, config: Mapping[str, Any]) -> bool:
-        return True
-
-    async def health_check(self) -> PluginHealth:
-        return PluginHealth(status=HealthStatus.HEALTHY)
-
-    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(request)
-
-    async def shutdown(self) -> None:
-        pass

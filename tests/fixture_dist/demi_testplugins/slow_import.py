@@ -7,25 +7,11 @@ demi.platforms ever waits for it.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
 
-from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+from demi_testplugins._echo import HealthyEcho
 
 time.sleep(2.0)
 
 
-class SlowImportPlatform(BasePlatform):
+class SlowImportPlatform(HealthyEcho):
     """A good platform behind a slow import."""
-
-    async def initialize(self, config: Mapping[str, Any]) -> bool:
-        return True
-
-    async def health_check(self) -> PluginHealth:
-        return PluginHealth(status=HealthStatus.HEALTHY)
-
-    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(request)
-
-    async def shutdown(self) -> None:
-        pass

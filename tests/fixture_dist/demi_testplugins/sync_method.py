@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+from demi.platforms import HealthStatus, PluginHealth
+from demi_testplugins._echo import HealthyEcho
 
 
-class SyncHealthPlatform(BasePlatform):
+class SyncHealthPlatform(HealthyEcho):
     """Everything right but one method."""
-
-    async def initialize(self, config: Mapping[str, Any]) -> bool:
-        return True
 
     def health_check(self) -> PluginHealth:  # type: ignore[override]
         return PluginHealth(status=HealthStatus.HEALTHY)
-
-    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(request)
-
-    async def shutdown(self) -> None:
-        pass

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+from demi.platforms import HealthStatus, PluginHealth
+from demi_testplugins._echo import HealthyEcho
 
 
-class TurnsUnhealthyPlatform(BasePlatform):
+class TurnsUnhealthyPlatform(HealthyEcho):
     """Healthy for ``healthy_checks`` checks, then unhealthy for good.
 
     Only the first ``sick_instances`` instances of the process fall ill (default 1),
@@ -37,6 +38,3 @@ class TurnsUnhealthyPlatform(BasePlatform):
 
     async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
         return {"generation": self.generation, **request}
-
-    async def shutdown(self) -> None:
-        pass

@@ -1,0 +1,80 @@
+"""Helpers that several test modules share (``from helpers import ...``).
+
+Not a test module and not a conftest: pytest puts tests/ on sys.path (its default
+"prepend" import mode, the same under tox), so the test modules import this by name.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from demi import SyncPlatform
+from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+
+
+class MinimalPlatform(BasePlatform):
+    """The least a platform can be: the four coroutine methods, nothing else."""
+
+    async def initialize(self, config: Mapping[str, Any]) -> bool:
+        return True
+
+    async def health_check(self) -> PluginHealth:
+        return PluginHealth(status=HealthStatus.HEALTHY)
+
+    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return {}
+
+    async def shutdown(self) -> None:
+        pass
+
+
+class SyncEcho(SyncPlatform):
+    """A blocking platform that answers with the request."""
+
+    def initialize(self, config: Mapping[str, Any]) -> bool:
+        return True
+
+    def health_check(self) -> PluginHealth:
+        return PluginHealth(HealthStatus.HEALTHY)
+
+    def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(request)
+
+    def shutdown(self) -> None:
+        pass
+
+
+def install_distribution(
+    site: Path,
+    name: str,
+    version: str,
+    *,
+    module: str,
+    source: str,
+    platforms: Mapping[str, str],
+) -> None:
+    """Write a distribution into ``site`` as an installer would leave it.
+
+    The module ``module`` (a top-level ``<module>.py`` holding ``source``) and
+    ``<name>-<version>.dist-info`` with its METADATA and, in the ``demi.platforms``
+    group, an entry point per item of ``platforms`` (entry-point name to target).
+    """
+    (site / f"{module}.py").write_text(source)
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    )
+    entry_points = "".join(f"{ep} = {target}\n" for ep, target in platforms.items())
+    (info / "entry_points.txt").write_text(f"[demi.platforms]\n{entry_points}")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
