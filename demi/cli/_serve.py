@@ -6,7 +6,10 @@ bounded by ``stop_timeout``; a second one cuts the stop short. SIGHUP: reload.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
+import threading
 import time
 from typing import Any
 
@@ -25,6 +28,10 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _TICK = 1.0
 # How long the HTTP server may take to close its connections once stopping.
 _HTTP_GRACE = 3.0
+# Past stop_timeout and the HTTP grace, how long before the watchdog ends the process.
+_WATCHDOG_MARGIN = 2.0
+#: Exit code when the watchdog had to end a stop that overran its budget.
+EXIT_STOP_OVERRUN = 1
 
 
 async def serve(
@@ -71,6 +78,7 @@ async def serve(
                 settings.stop_timeout,
             )
             supervising.cancel()
+            watchdog = _Watchdog(settings.stop_timeout + _HTTP_GRACE + _WATCHDOG_MARGIN)
             async with anyio.create_task_group() as stopping:
                 stopping.start_soon(_abort_on_second_signal, signals, conductor)
                 await conductor.stop()
@@ -80,8 +88,34 @@ async def serve(
             http_stop.set()
             ticking.cancel()
             group.cancel_scope.deadline = anyio.current_time() + _HTTP_GRACE
+    watchdog.cancel()
     LOG.info("stopped")
     return 0
+
+
+class _Watchdog:
+    """Ends the process if stopping outlives its budget.
+
+    Timeouts and cancellation bound every well-behaved plugin, but a plugin that
+    swallows cancellation in a loop can hold any event loop forever; an
+    orchestrator would then have to kill demi. This thread makes the bound hold.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._timer = threading.Timer(seconds, self._expire, args=(seconds,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    @staticmethod
+    def _expire(seconds: float) -> None:
+        message = (
+            f"demi: error: stopping did not finish within {seconds:g}s; exiting now"
+        )
+        print(message, file=sys.stderr, flush=True)
+        os._exit(EXIT_STOP_OVERRUN)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 async def _start_http(

@@ -1,0 +1,77 @@
+"""``demi run`` exits within its stop budget even when a plugin never lets go."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import install_distribution
+
+pytestmark = pytest.mark.slow
+
+DEMI = Path(sys.executable).with_name("demi")
+
+_STUBBORN = '''
+import anyio
+from demi.platforms.echo import EchoPlatform
+
+
+class Stubborn(EchoPlatform):
+    """Swallows every cancellation in shutdown, forever."""
+
+    async def shutdown(self):
+        while True:
+            try:
+                await anyio.sleep(3600)
+            except anyio.get_cancelled_exc_class():
+                pass
+'''
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_plugin_that_never_lets_go_cannot_hold_the_process(
+    tmp_path: Path, backend: str
+) -> None:
+    """A shutdown that swallows every cancellation would hold any event loop forever;
+    the watchdog ends the process soon after the stop budget, saying why."""
+    site = tmp_path / "site"
+    site.mkdir()
+    install_distribution(
+        site, "demi-stubborn", "1.0", module="demi_stubborn", source=_STUBBORN,
+        platforms={"stubborn": "demi_stubborn:Stubborn"},
+    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    env.update(
+        PYTHONPATH=str(site),
+        DEMI_PLATFORMS__STUCK__DRIVER="stubborn",
+        DEMI_STOP_TIMEOUT="1",
+        DEMI_SHUTDOWN_TIMEOUT="1",
+    )
+    log = tmp_path / "run.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(DEMI), "run", "--backend", backend],
+            cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while "demi running" not in log.read_text(errors="replace"):
+                assert process.poll() is None, log.read_text(errors="replace")
+                assert time.monotonic() < deadline, "demi run never came up"
+                time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            # Budget: stop 1 s + HTTP grace 3 s + margin 2 s; generous on top.
+            code = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    output = log.read_text(errors="replace")
+    assert code == 1, output
+    assert "stopping did not finish within 6s; exiting now" in output
+    assert "Traceback" not in output
