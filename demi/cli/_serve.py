@@ -43,7 +43,12 @@ async def serve(
     """Run until stopped by a signal; return the exit code."""
     conductor = Conductor(settings, config_file=config_file)
     with anyio.open_signal_receiver(*_STOP_SIGNALS, signal.SIGHUP) as signals:
-        await conductor.start()
+        interrupted = await _start_unless_signalled(conductor, signals)
+        if interrupted is not None:
+            LOG.info("%s received during start-up: stopping", interrupted)
+            await conductor.stop()
+            LOG.info("stopped")
+            return 0
         supervisor = Supervisor(conductor)
         last_tick = time.monotonic()
 
@@ -116,6 +121,27 @@ class _Watchdog:
 
     def cancel(self) -> None:
         self._timer.cancel()
+
+
+async def _start_unless_signalled(conductor: Conductor, signals: Any) -> str | None:
+    """Start the conductor, unless a stop signal comes first (an orchestrator may
+    give up on a slow start); return that signal's name if it did."""
+    interrupted: str | None = None
+    async with anyio.create_task_group() as starting:
+
+        async def watch() -> None:
+            nonlocal interrupted
+            async for signum in signals:
+                if signum in _STOP_SIGNALS:
+                    interrupted = signal.Signals(signum).name
+                    starting.cancel_scope.cancel()
+                    return
+                LOG.warning("SIGHUP during start-up ignored: nothing to reload yet")
+
+        starting.start_soon(watch)
+        await conductor.start()
+        starting.cancel_scope.cancel()
+    return interrupted
 
 
 async def _start_http(

@@ -1,4 +1,5 @@
-"""``demi run`` exits within its stop budget even when a plugin never lets go."""
+"""``demi run`` stops cleanly on a signal at any moment: during start-up, and even
+when a plugin never lets go."""
 
 from __future__ import annotations
 
@@ -75,3 +76,37 @@ def test_a_plugin_that_never_lets_go_cannot_hold_the_process(
     assert code == 1, output
     assert "stopping did not finish within 6s; exiting now" in output
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_stop_signal_during_start_up_stops_at_once(
+    tmp_path: Path, backend: str
+) -> None:
+    """SIGTERM while a platform is still initializing (for up to a minute here)
+    stops demi cleanly now, instead of after the start finishes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    env.update(DEMI_PLATFORMS__SLOW__DRIVER="init_hangs", DEMI_INIT_TIMEOUT="60")
+    log = tmp_path / "run.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(DEMI), "-v", "run", "--backend", backend],
+            cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while "plugin slow: discovered -> loading" not in log.read_text(
+                errors="replace"
+            ):
+                assert process.poll() is None, log.read_text(errors="replace")
+                assert time.monotonic() < deadline, "the platform never began loading"
+                time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    output = log.read_text(errors="replace")
+    assert code == 0, output
+    assert "SIGTERM received during start-up: stopping" in output
+    assert "plugin slow: loading -> failed (cancelled during initialize)" in output
