@@ -4,6 +4,7 @@ when a plugin never lets go."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -109,4 +110,8 @@ def test_a_stop_signal_during_start_up_stops_at_once(
     output = log.read_text(errors="replace")
     assert code == 0, output
     assert "SIGTERM received during start-up: stopping" in output
-    assert "plugin slow: loading -> failed (cancelled during initialize)" in output
+    # The signal may land while the plugin is still importing or already initializing.
+    assert re.search(
+        r"plugin slow: loading -> failed \(cancelled during (import|initialize)\)",
+        output,
+    ), output
