@@ -353,9 +353,7 @@ class PluginManager:
         )
 
     async def _resolve(self, driver: str) -> type[BasePlatform]:
-        known = self._classes.get(driver)
-        if known is not None:
-            return known
+        """Import a driver the manager does not know yet (``_start`` checks first)."""
         broken = self._scanned.get(driver)
         if broken is not None and broken.error is not None:
             raise PluginLoadError(
