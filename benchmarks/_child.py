@@ -30,6 +30,21 @@ def _ms(seconds: float) -> float:
     return seconds * 1000.0
 
 
+def _phases(
+    t0: float, t1: float, t2: float, t3: float, c2: float, c3: float
+) -> dict[str, Any]:
+    """A fresh-process case's timings: set-up (t0-t1), library import (t1-t2) and
+    the operation (t2-t3, wall and CPU), plus the generated modules now imported."""
+    return {
+        "setup_ms": _ms(t1 - t0),
+        "import_ms": _ms(t2 - t1),
+        "op_ms": _ms(t3 - t2),
+        "op_cpu_ms": _ms(c3 - c2),
+        "total_ms": _ms(t3 - t0),
+        "modules": _fake_modules(),
+    }
+
+
 def _fake_modules() -> int:
     return sum(1 for name in sys.modules if name.startswith(FAKE_PREFIX))
 
@@ -70,15 +85,7 @@ def discovery(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown library {lib!r}")
     t3, c3 = perf(), cpu()
-    return {
-        "setup_ms": _ms(t1 - t0),
-        "import_ms": _ms(t2 - t1),
-        "op_ms": _ms(t3 - t2),
-        "op_cpu_ms": _ms(c3 - c2),
-        "total_ms": _ms(t3 - t0),
-        "found": found,
-        "modules": _fake_modules(),
-    }
+    return {**_phases(t0, t1, t2, t3, c2, c3), "found": found}
 
 
 # -- case 2: load one plugin by name, one fresh process per measurement -------
@@ -125,14 +132,7 @@ def load_one(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown library {lib!r}")
     t3, c3 = perf(), cpu()
-    return {
-        "setup_ms": _ms(t1 - t0),
-        "import_ms": _ms(t2 - t1),
-        "op_ms": _ms(t3 - t2),
-        "op_cpu_ms": _ms(c3 - c2),
-        "total_ms": _ms(t3 - t0),
-        "modules": _fake_modules(),
-    }
+    return _phases(t0, t1, t2, t3, c2, c3)
 
 
 # -- cases 3 to 6: in-process, demi and the floor interleaved -----------------

@@ -35,6 +35,35 @@ class Stubborn(EchoPlatform):
 '''
 
 
+def sigterm_once(
+    tmp_path: Path, args: list[str], ready: str, **environment: str
+) -> tuple[int, str]:
+    """Start ``demi *args`` in ``tmp_path`` with ``environment`` (no other DEMI_*
+    variable), send SIGTERM once its output shows ``ready``, and return its exit code
+    and output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    env.update(environment)
+    log = tmp_path / "run.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(DEMI), *args],
+            cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while ready not in log.read_text(errors="replace"):
+                assert process.poll() is None, log.read_text(errors="replace")
+                assert time.monotonic() < deadline, f"never saw {ready!r}"
+                time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return code, log.read_text(errors="replace")
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_a_plugin_that_never_lets_go_cannot_hold_the_process(
     tmp_path: Path, backend: str
@@ -47,33 +76,16 @@ def test_a_plugin_that_never_lets_go_cannot_hold_the_process(
         site, "demi-stubborn", "1.0", module="demi_stubborn", source=_STUBBORN,
         platforms={"stubborn": "demi_stubborn:Stubborn"},
     )  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
-    env.update(
+    code, output = sigterm_once(
+        tmp_path,
+        ["run", "--backend", backend],
+        "demi running",
         PYTHONPATH=str(site),
         DEMI_PLATFORMS__STUCK__DRIVER="stubborn",
         DEMI_STOP_TIMEOUT="1",
         DEMI_SHUTDOWN_TIMEOUT="1",
     )
-    log = tmp_path / "run.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(DEMI), "run", "--backend", backend],
-            cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 30
-            while "demi running" not in log.read_text(errors="replace"):
-                assert process.poll() is None, log.read_text(errors="replace")
-                assert time.monotonic() < deadline, "demi run never came up"
-                time.sleep(0.05)
-            process.send_signal(signal.SIGTERM)
-            # Budget: stop 1 s + HTTP grace 3 s + margin 2 s; generous on top.
-            code = process.wait(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    output = log.read_text(errors="replace")
+    # Budget: stop 1 s + HTTP grace 3 s + margin 2 s; the 30 s wait is generous on top.
     assert code == 1, output
     assert "stopping did not finish within 6s; exiting now" in output
     assert "Traceback" not in output
@@ -85,29 +97,13 @@ def test_a_stop_signal_during_start_up_stops_at_once(
 ) -> None:
     """SIGTERM while a platform is still initializing (for up to a minute here)
     stops demi cleanly now, instead of after the start finishes."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
-    env.update(DEMI_PLATFORMS__SLOW__DRIVER="init_hangs", DEMI_INIT_TIMEOUT="60")
-    log = tmp_path / "run.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(DEMI), "-v", "run", "--backend", backend],
-            cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 30
-            while "plugin slow: discovered -> loading" not in log.read_text(
-                errors="replace"
-            ):
-                assert process.poll() is None, log.read_text(errors="replace")
-                assert time.monotonic() < deadline, "the platform never began loading"
-                time.sleep(0.05)
-            process.send_signal(signal.SIGTERM)
-            code = process.wait(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    output = log.read_text(errors="replace")
+    code, output = sigterm_once(
+        tmp_path,
+        ["-v", "run", "--backend", backend],
+        "plugin slow: discovered -> loading",
+        DEMI_PLATFORMS__SLOW__DRIVER="init_hangs",
+        DEMI_INIT_TIMEOUT="60",
+    )
     assert code == 0, output
     assert "SIGTERM received during start-up: stopping" in output
     # The signal may land while the plugin is still importing or already initializing.
