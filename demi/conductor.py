@@ -474,6 +474,20 @@ class Conductor(AsyncContextManagerMixin):
             if route.key in by_key
         }
 
+    async def check_one(self, instance: str) -> PluginHealth:
+        """Check one active instance now; never raises for what the plugin does.
+
+        :raises PluginNotFoundError: no such instance, or it is not active.
+        """
+        return await self.manager.health_check(self._route(instance).key)
+
+    def record_health(self, instance: str, health: PluginHealth) -> None:
+        """Record ``health`` as the latest result of ``instance`` (see
+        :meth:`PluginManager.record_health`)."""
+        route = self._routes.get(instance)
+        if route is not None:
+            self.manager.record_health(route.key, health)
+
     @property
     def accepting(self) -> bool:
         """Whether new requests are accepted (false before start and once stopping)."""

@@ -112,6 +112,9 @@ class DemiSettings(BaseSettings):
     shutdown_timeout: PositiveFloat = 10.0
     #: Bound on one ``handle_request``.
     request_timeout: PositiveFloat = 30.0
+    #: A call into a platform that holds the event loop longer than this many
+    #: seconds without yielding is logged as blocking it, naming the platform.
+    loop_block_threshold: PositiveFloat = 0.1
     #: Seconds between health rounds under ``demi run``.
     health_interval: PositiveFloat = 30.0
     #: Bound on stopping everything, within an orchestrator's 30 s grace period.

@@ -85,6 +85,11 @@ class BasePlatform(abc.ABC):
     #: Optional pydantic model that validates this platform's configuration.
     config_model: ClassVar[type[BaseModel] | None] = None
 
+    #: True when the platform holds something only one instance may hold at a time
+    #: (a bot account's connection): a restart or swap then stops the old platform
+    #: before the new one starts, instead of starting the new one beside it.
+    exclusive: ClassVar[bool] = False
+
     # Set by the manager when it loads the platform; see demi.plugins.manager.
     _demi_name: str | None = None
     _demi_state: Callable[[], str] | None = None

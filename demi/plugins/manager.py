@@ -483,6 +483,13 @@ class PluginManager:
         slot.health = health
         return health
 
+    def record_health(self, name: str, health: PluginHealth) -> None:
+        """Record ``health`` as the latest result of instance ``name`` (a verdict
+        reached without a finished check, such as a check that never ended)."""
+        slot = self._slots.get(name)
+        if slot is not None and slot.platform is not None:
+            slot.health = health
+
     def latest_health(self, name: str) -> PluginHealth | None:
         """The last health result of instance ``name``, without running a check."""
         slot = self._slots.get(name)
