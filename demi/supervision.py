@@ -237,6 +237,24 @@ class Supervisor:
 
     # -- operator commands ----------------------------------------------------
 
+    async def restart(self, instance: str, *, reason: str) -> bool:
+        """Restart ``instance`` now because someone asked (``reason``, for example
+        ``"operator"``); it counts as a restart like the supervisor's own.
+
+        :returns: whether it is active again.
+        """
+        record = self.record(instance)
+        record.restarts += 1
+        try:
+            return await self.conductor.restart(instance)
+        finally:
+            for observer in self._observers:
+                observer(instance)
+
+    def liveness(self) -> str | None:
+        """Why this supervisor is not alive (health rounds stopped), or ``None``."""
+        return None
+
     def reset(self, instance: str | None = None) -> None:
         """Forget that the supervisor gave up on ``instance`` (all when ``None``), so
         the next round retries it: what an operator command or a reload does."""

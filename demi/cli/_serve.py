@@ -6,10 +6,7 @@ bounded by ``stop_timeout``; a second one cuts the stop short. SIGHUP: reload.
 
 from __future__ import annotations
 
-import os
 import signal
-import sys
-import threading
 import time
 from typing import Any
 
@@ -20,6 +17,7 @@ from ..core.config import DemiSettings
 from ..core.logger import get_logger
 from ..exceptions import DemiError
 from ..supervision import Supervisor
+from ._watchdog import Watchdog
 
 LOG = get_logger("demi.run")
 
@@ -30,8 +28,6 @@ _TICK = 1.0
 _HTTP_GRACE = 3.0
 # Past stop_timeout and the HTTP grace, how long before the watchdog ends the process.
 _WATCHDOG_MARGIN = 2.0
-#: Exit code when the watchdog had to end a stop that overran its budget.
-EXIT_STOP_OVERRUN = 1
 
 
 async def serve(
@@ -83,7 +79,7 @@ async def serve(
                 settings.stop_timeout,
             )
             supervising.cancel()
-            watchdog = _Watchdog(settings.stop_timeout + _HTTP_GRACE + _WATCHDOG_MARGIN)
+            watchdog = Watchdog(settings.stop_timeout + _HTTP_GRACE + _WATCHDOG_MARGIN)
             async with anyio.create_task_group() as stopping:
                 stopping.start_soon(_abort_on_second_signal, signals, conductor)
                 await conductor.stop()
@@ -96,31 +92,6 @@ async def serve(
     watchdog.cancel()
     LOG.info("stopped")
     return 0
-
-
-class _Watchdog:
-    """Ends the process if stopping outlives its budget.
-
-    Timeouts and cancellation bound every well-behaved plugin, but a plugin that
-    swallows cancellation in a loop can hold any event loop forever; an
-    orchestrator would then have to kill demi. This thread makes the bound hold.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self._timer = threading.Timer(seconds, self._expire, args=(seconds,))
-        self._timer.daemon = True
-        self._timer.start()
-
-    @staticmethod
-    def _expire(seconds: float) -> None:
-        message = (
-            f"demi: error: stopping did not finish within {seconds:g}s; exiting now"
-        )
-        print(message, file=sys.stderr, flush=True)
-        os._exit(EXIT_STOP_OVERRUN)
-
-    def cancel(self) -> None:
-        self._timer.cancel()
 
 
 async def _start_unless_signalled(conductor: Conductor, signals: Any) -> str | None:
