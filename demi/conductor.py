@@ -15,14 +15,15 @@ import os
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any, Self
 
 import anyio
 from anyio import AsyncContextManagerMixin
 
+from ._routing import InstanceStatus, ReloadResult, Route, json_problem
 from .core.config import DemiSettings, PlatformSettings, load_settings
 from .core.logger import get_logger
+from .core.prepare import prepare_config
 from .exceptions import (
     ConfigError,
     DemiError,
@@ -44,64 +45,9 @@ LOG = get_logger(__name__)
 #: Told of every finished request: instance, seconds taken, and the error if it failed.
 RequestObserver = Callable[[str, float, "BaseException | None"], None]
 
-
-@dataclass(eq=False)
-class _Route:
-    """Where requests for one instance go right now."""
-
-    instance: str
-    spec: PlatformSettings
-    #: The manager's name for the platform behind this route.
-    key: str
-    limiter: anyio.CapacityLimiter
-    in_flight: int = 0
-    _idle: anyio.Event | None = None
-
-    def enter(self) -> None:
-        self.in_flight += 1
-
-    def leave(self) -> None:
-        self.in_flight -= 1
-        if self.in_flight == 0 and self._idle is not None:
-            self._idle.set()
-
-    async def drain(self, timeout: float) -> bool:
-        """Wait, at most ``timeout`` seconds, until no request is in flight."""
-        if self.in_flight == 0:
-            return True
-        self._idle = anyio.Event()
-        with anyio.move_on_after(timeout):
-            await self._idle.wait()
-        return self.in_flight == 0
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceStatus:
-    """A snapshot of one configured instance, for display and probes."""
-
-    instance: str
-    driver: str
-    required: bool
-    #: ``None`` before its first start attempt.
-    state: PluginState | None
-    error: str | None
-    #: The latest health result, if a check ran.
-    health: PluginHealth | None
-    in_flight: int
-    #: Seconds spent in each lifecycle state, by state value.
-    time_in_states: Mapping[str, float] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class ReloadResult:
-    """What :meth:`Conductor.reload` changed."""
-
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    switched: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    #: Instances whose change failed, with the reason; they keep what they had.
-    failed: dict[str, str] = field(default_factory=dict)
+#: Joins an instance name and a generation in the manager's keys (``chat#2``);
+#: instance names cannot contain it, so a key never equals a configured name.
+_GENERATION_MARK = "#"
 
 
 class Conductor(AsyncContextManagerMixin):
@@ -128,13 +74,11 @@ class Conductor(AsyncContextManagerMixin):
         self._config_file = config_file
         self.settings = settings if settings is not None else load_settings(config_file)
         self.manager = (
-            manager
-            if manager is not None
-            else PluginManager(self.settings.namespace, self.settings)
+            manager if manager is not None else PluginManager(settings=self.settings)
         )
-        self._routes: dict[str, _Route] = {}
-        # Instances in the order they became active: stopped in reverse.
-        # Instances in the order they became active (a dict as an ordered set).
+        self._routes: dict[str, Route] = {}
+        # Instances in the order they became active (a dict as an ordered set):
+        # stopped in reverse.
         self._started: dict[str, None] = {}
         self._generations = itertools.count(2)
         self._swap_locks: dict[str, anyio.Lock] = {}
@@ -155,17 +99,26 @@ class Conductor(AsyncContextManagerMixin):
     async def start(self) -> None:
         """Start every enabled instance at once.
 
-        An instance that fails is reported and left ``failed``; the others carry on.
+        Every instance's driver and configuration are checked before anything
+        starts. An instance that then fails is reported and left ``failed``; the
+        others carry on. Cancelled while starting, it stops what had started
+        (shielded, bounded by ``stop_timeout``) before the cancellation goes on.
 
-        :raises ConfigError: an enabled instance names a driver that is not installed
-            (checked before anything starts).
+        :raises ConfigError: an enabled instance names a driver that is not
+            installed, or gives its driver a configuration it rejects (naming the
+            key and where it came from); nothing has started.
         :raises PluginLoadError: an instance marked ``required`` failed; everything
             started so far has been stopped again.
         """
         specs = self.settings.enabled_platforms()
         self._check_drivers(self.settings, specs)
+        await self._check_configs(self.settings, specs)
         self._accepting = True
-        failures = await self._start_all(specs)
+        try:
+            failures = await self._start_all(specs)
+        except BaseException:
+            await self.stop()
+            raise
         fatal = {name: why for name, why in failures.items() if specs[name].required}
         if fatal:
             await self.stop()
@@ -186,6 +139,44 @@ class Conductor(AsyncContextManagerMixin):
                     f"(from {settings.source_of('platforms', name, 'driver')})"
                 )
 
+    async def _check_configs(
+        self, settings: DemiSettings, specs: Mapping[str, PlatformSettings]
+    ) -> None:
+        """Validate every instance's driver configuration before anything starts: a
+        value the driver rejects is the operator's error (a ConfigError naming
+        ``platforms.NAME.config.FIELD`` and its source), not a platform failure.
+
+        A driver that cannot be imported, or whose validator itself breaks, is
+        skipped here: that is the plugin's failure, recorded when it starts.
+        """
+        drivers: dict[str, Any] = {}
+
+        async def resolve(driver: str) -> None:
+            with anyio.move_on_after(settings.init_timeout):
+                try:
+                    drivers[driver] = await self.manager.resolve_driver(driver)
+                except DemiError:
+                    pass
+
+        async with anyio.create_task_group() as group:
+            for driver in {spec.driver for spec in specs.values()}:
+                if driver in self.manager.registry:
+                    drivers[driver] = self.manager.registry[driver]
+                else:
+                    group.start_soon(resolve, driver)
+        for name, spec in specs.items():
+            plugin = drivers.get(spec.driver)
+            if plugin is None or plugin.config_model is None:
+                continue
+            try:
+                prepare_config(
+                    plugin.config_model, spec.config, instance=name, settings=settings
+                )
+            except ConfigError:
+                raise
+            except Exception:
+                pass
+
     async def _start_all(self, specs: Mapping[str, PlatformSettings]) -> dict[str, str]:
         failures: dict[str, str] = {}
 
@@ -203,26 +194,34 @@ class Conductor(AsyncContextManagerMixin):
                 group.start_soon(start_one, name, spec)
         return failures
 
-    def _route_for(self, name: str, spec: PlatformSettings) -> _Route:
+    def _route_for(self, name: str, spec: PlatformSettings) -> Route:
         route = self._routes.get(name)
         if route is None:
-            route = _Route(
-                name, spec, name, anyio.CapacityLimiter(spec.max_concurrency)
-            )
-            self._routes[name] = route
+            route = self._routes[name] = Route.to(name, spec, name)
         return route
 
     async def _start_instance(self, name: str, spec: PlatformSettings) -> str | None:
         """Start one instance under its route; return why it failed, if it did."""
         route = self._route_for(name, spec)
+        error = await self._load(route.key, spec, name)
+        if error is None:
+            self._started.setdefault(name, None)
+        return error
+
+    async def _load(
+        self, key: str, spec: PlatformSettings, instance: str
+    ) -> str | None:
+        """Load ``spec``'s driver under the manager key ``key``; return why it
+        failed, if it did."""
         try:
-            await self.manager.load_plugin(spec.driver, spec.config, instance=route.key)
+            await self.manager.load_plugin(
+                spec.driver, spec.config, instance=key, label=instance
+            )
         except DemiError as err:
             LOG.error(
-                "platform %s (driver %s) did not start: %s", name, spec.driver, err
+                "platform %s (driver %s) did not start: %s", instance, spec.driver, err
             )
             return str(err)
-        self._started.setdefault(name, None)
         return None
 
     # -- requests -------------------------------------------------------------
@@ -280,7 +279,7 @@ class Conductor(AsyncContextManagerMixin):
             for observer in self._observers:
                 observer(instance, elapsed, error)
 
-    def _route(self, instance: str) -> _Route:
+    def _route(self, instance: str) -> Route:
         route = self._routes.get(instance)
         if route is None:
             configured = ", ".join(sorted(self._routes)) or "none"
@@ -289,7 +288,7 @@ class Conductor(AsyncContextManagerMixin):
             )
         return route
 
-    async def _send(self, route: _Route, request: Mapping[str, Any]) -> dict[str, Any]:
+    async def _send(self, route: Route, request: Mapping[str, Any]) -> dict[str, Any]:
         instance = route.instance
         timeout = self.settings.request_timeout
         try:
@@ -297,21 +296,27 @@ class Conductor(AsyncContextManagerMixin):
                 route.key, request, timeout=timeout
             )
         except PluginNotFoundError as err:
-            raise PlatformUnavailableError(
-                instance, str(err).replace(route.key, instance)
-            ) from None
+            raise PlatformUnavailableError(instance, str(err)) from None
         except TimeoutError:
             raise PlatformTimeoutError(
                 instance, f"platform {instance!r} did not answer within {timeout:g}s"
             ) from None
         except Exception as err:
+            # Not chained: the plugin's exception (and its traceback's locals) stay
+            # inside the boundary.
             raise PlatformRequestError(
                 instance, f"platform {instance!r} failed the request: {describe(err)}"
-            ) from err
+            ) from None
         if not isinstance(response, dict):
             raise PlatformRequestError(
                 instance,
                 f"platform {instance!r} answered with {type(response).__name__}, not a dict",
+            )
+        problem = json_problem(response)
+        if problem is not None:
+            raise PlatformRequestError(
+                instance,
+                f"platform {instance!r} answered with {problem}, which JSON cannot carry",
             )
         return response
 
@@ -324,40 +329,96 @@ class Conductor(AsyncContextManagerMixin):
 
         The new driver is loaded and initialized first; only when it is active do new
         requests go to it. Requests in flight on the old one finish (bounded by the
-        shutdown timeout) before it is shut down.
+        shutdown timeout) before it is shut down. When either driver is
+        ``exclusive``, the old platform stops first instead, and requests in the gap
+        get :class:`~demi.PlatformUnavailableError`.
 
         :param config: the new driver's configuration; the instance's own when ``None``.
         :raises PluginNotFoundError: no such instance.
-        :raises PluginLoadError: the new driver did not start; the old one keeps serving.
+        :raises PluginLoadError: the new driver did not start; the old one keeps
+            serving (unless it had to stop first).
         """
-        async with self._swap_locks.setdefault(instance, anyio.Lock()):
+        async with self._swap_lock(instance):
             old = self._route(instance)
             new_config = dict(config) if config is not None else dict(old.spec.config)
             spec = old.spec.model_copy(update={"driver": driver, "config": new_config})
-            key = f"{instance}@{next(self._generations)}"
-            try:
-                await self.manager.load_plugin(driver, new_config, instance=key)
-            except DemiError as err:
-                await self.manager.unload_plugin(key)  # forget the failed attempt
+            error = await self._replace(old, spec)
+            if error is not None:
                 raise PluginLoadError(
                     instance,
-                    f"cannot switch {instance!r} to driver {driver!r}: {err}; "
-                    f"{old.spec.driver!r} keeps serving",
-                ) from err
-            self._routes[instance] = _Route(
-                instance, spec, key, anyio.CapacityLimiter(spec.max_concurrency)
-            )
-            self._started.setdefault(instance, None)
+                    f"cannot switch {instance!r} to driver {driver!r}: {error}",
+                )
             LOG.info(
                 "platform %s: now served by %s (was %s)",
-                instance,
-                driver,
-                old.spec.driver,
-            )
-            await self._retire(old)
+                instance, driver, old.spec.driver,
+            )  # fmt: skip
 
-    async def _retire(self, route: _Route, timeout: float | None = None) -> None:
-        """Let a route's requests finish, then shut its platform down (shielded)."""
+    async def restart(self, instance: str) -> bool:
+        """Start the instance's platform afresh with the same driver and
+        configuration, and keep serving meanwhile: the fresh platform starts beside
+        the old one and takes over before the old one retires, as in
+        :meth:`switch_driver`. An ``exclusive`` platform is stopped first instead.
+
+        :returns: whether a fresh platform is active behind the instance (when it
+            did not start, an old platform that was still active keeps serving).
+        :raises PluginNotFoundError: no such instance.
+        """
+        async with self._swap_lock(instance):
+            route = self._route(instance)
+            return await self._replace(route, route.spec) is None
+
+    def _swap_lock(self, instance: str) -> anyio.Lock:
+        lock = self._swap_locks.get(instance)
+        if lock is None:
+            lock = self._swap_locks[instance] = anyio.Lock()
+        return lock
+
+    async def _replace(self, old: Route, spec: PlatformSettings) -> str | None:
+        """Put a fresh platform for ``spec`` behind ``old.instance``; return why it
+        did not start, if it did not. Ends with nothing routed or running for the
+        instance when a reload removed it meanwhile."""
+        instance = old.instance
+        key = f"{instance}{_GENERATION_MARK}{next(self._generations)}"
+        new = Route.to(instance, spec, key)
+        if await self._exclusive(old.spec.driver, spec.driver):
+            await self._retire(old)
+            if not self._routed(old):
+                return "the instance was removed meanwhile"
+            self._routes[instance] = new
+            error = await self._load(key, spec, instance)
+        else:
+            error = await self._load(key, spec, instance)
+            if error is not None and self._active(old):
+                self.manager.forget(key)
+                return f"{error}; the running platform keeps serving"
+            if not self._routed(old):
+                await self._retire(new)
+                return "the instance was removed meanwhile"
+            self._routes[instance] = new
+            await self._retire(old)
+        if error is None:
+            self._started.setdefault(instance, None)
+        return error
+
+    async def _exclusive(self, *drivers: str) -> bool:
+        for driver in drivers:
+            try:
+                plugin = await self.manager.resolve_driver(driver)
+            except DemiError:
+                continue  # its load will fail and say why
+            if plugin.exclusive:
+                return True
+        return False
+
+    def _active(self, route: Route) -> bool:
+        return self.manager.state_of(route.key) is PluginState.ACTIVE
+
+    def _routed(self, route: Route) -> bool:
+        return self._routes.get(route.instance) is route
+
+    async def _retire(self, route: Route, timeout: float | None = None) -> None:
+        """Let a route's requests finish, then shut its platform down (shielded)
+        and forget it."""
         limit = self.settings.shutdown_timeout if timeout is None else timeout
         with anyio.CancelScope(shield=True):
             if not await route.drain(limit):
@@ -366,25 +427,15 @@ class Conductor(AsyncContextManagerMixin):
                     route.instance, route.in_flight, limit,
                 )  # fmt: skip
             await self.manager.unload_plugin(route.key, timeout=limit)
-
-    async def restart(self, instance: str) -> bool:
-        """Shut the instance's platform down (bounded) and load it afresh with the same
-        driver and configuration.
-
-        :returns: whether it is active again.
-        :raises PluginNotFoundError: no such instance.
-        """
-        async with self._swap_locks.setdefault(instance, anyio.Lock()):
-            route = self._route(instance)
-            await self._retire(route)
-            return await self._start_instance(instance, route.spec) is None
+            self.manager.forget(route.key)
 
     async def reload(self, settings: DemiSettings | None = None) -> ReloadResult:
         """Re-read the configuration and apply the difference.
 
         Adds new instances, stops removed (or disabled) ones, swaps those whose driver
         or config changed, and leaves the rest alone. Plugins installed since start-up
-        are seen. A bad configuration changes nothing.
+        are seen. A bad configuration changes nothing. An instance removed while it
+        is being restarted or switched stays removed.
 
         :raises ConfigError: the new configuration is invalid.
         """
@@ -394,6 +445,7 @@ class Conductor(AsyncContextManagerMixin):
         self.manager.refresh()
         wanted = new_settings.enabled_platforms()
         self._check_drivers(new_settings, wanted)
+        await self._check_configs(new_settings, wanted)
         result = ReloadResult()
         self.settings = new_settings
         self.manager.settings = new_settings
@@ -406,6 +458,7 @@ class Conductor(AsyncContextManagerMixin):
         for name in removed:
             await self._retire(self._routes.pop(name))
             self._started.pop(name, None)
+            self._swap_locks.pop(name, None)
             result.removed.append(name)
         to_add = {n: s for n, s in wanted.items() if n not in self._routes}
         for name, spec in wanted.items():
@@ -446,9 +499,9 @@ class Conductor(AsyncContextManagerMixin):
                     required=route.spec.required,
                     state=meta.state if meta else None,
                     error=meta.error if meta else None,
-                    health=self.manager.latest_health(route.key),
+                    health=meta.health if meta else None,
                     in_flight=route.in_flight,
-                    time_in_states=self.manager.time_in_states(route.key),
+                    time_in_states=meta.seconds_in_state if meta else {},
                 )
             )
         return statuses

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     # would be an [override] error against ``async def initialize``.
     class _PlatformBase(abc.ABC):
         config_model: ClassVar[type[BaseModel] | None]
+        exclusive: ClassVar[bool]
         _demi_name: str | None
         _demi_state: Callable[[], str] | None
 

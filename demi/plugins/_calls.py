@@ -1,24 +1,241 @@
-"""Calling into a plugin: one place that knows about timeouts, blocking platforms and
-plugins that swallow cancellation."""
+"""Calling into a plugin: the one fault boundary between demi and plugin code.
+
+Everything a plugin does on demi's behalf runs through :func:`call`, which owns four
+facts: the call's deadline (a result that arrives after it is a timeout), what a
+plugin may raise (anything: a ``SystemExit`` or ``KeyboardInterrupt`` from plugin code
+becomes :class:`PluginRaised`, an ordinary exception that is that plugin's failure),
+which platform holds the event loop too long (named in a warning), and whose time
+that was (never charged to another platform's deadline).
+"""
 
 from __future__ import annotations
 
 import functools
 import inspect
+import threading
+import time
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 import anyio
 import anyio.to_thread
 
+from ..core.logger import get_logger
 from ..core.secrets import scrub
 from ..platforms.base import BasePlatform
 
+__all__ = [
+    "DEFAULT_BLOCK_THRESHOLD",
+    "PluginRaised",
+    "ThreadBudget",
+    "call",
+    "charge_elsewhere",
+    "deadline_guard",
+    "describe",
+    "safe_repr",
+    "safe_text",
+]
+
+LOG = get_logger("demi.plugins")
+
+#: Seconds a plugin may hold the event loop in one step before it is named.
+DEFAULT_BLOCK_THRESHOLD = 0.1
+#: Characters of plugin-supplied text kept in a reason (an error message, a repr).
+MAX_TEXT = 1000
+
+
+class PluginRaised(Exception):
+    """A plugin raised a ``BaseException`` that is not an ``Exception``
+    (``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit``, or a group holding
+    one), carried as an ordinary exception: it is that plugin's failure, and it
+    must never end demi or be taken for the operator's Ctrl-C."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(describe(original))
+        #: What the plugin raised.
+        self.original = original
+
+
+def safe_text(obj: object, limit: int = MAX_TEXT) -> str:
+    """``str(obj)``, scrubbed of secrets and cut to ``limit`` characters, whatever
+    ``obj`` is: a ``__str__`` that raises gives a placeholder, never an error."""
+    try:
+        text = obj if isinstance(obj, str) else str(obj)
+    except BaseException:
+        text = f"<unprintable {type(obj).__name__}>"
+    return _cut(scrub(text[: limit * 4]), limit)
+
+
+def safe_repr(obj: object, limit: int = 200) -> str:
+    """``repr(obj)`` with the same guarantees as :func:`safe_text`."""
+    try:
+        text = repr(obj)
+    except BaseException:
+        text = f"<unrepresentable {type(obj).__name__}>"
+    return _cut(scrub(text[: limit * 4]), limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
 
 def describe(err: BaseException) -> str:
-    """``"Type: message"`` for an exception, or just the type when it has no message;
-    known secret values are scrubbed from it."""
-    text = scrub(str(err))
+    """``"Type: message"`` for an exception, or just the type when it has no
+    message; scrubbed, bounded, and safe against a ``__str__`` that raises."""
+    if isinstance(err, PluginRaised):
+        err = err.original
+    text = safe_text(err)
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+# -- whose time is it ---------------------------------------------------------
+
+
+class _Deadline:
+    """A deadline in force for one platform, so that time another platform steals
+    from the event loop can be given back to it."""
+
+    __slots__ = ("owner", "scope")
+
+    def __init__(self, owner: str, scope: anyio.CancelScope) -> None:
+        self.owner = owner
+        self.scope = scope
+
+
+_DEADLINES: set[_Deadline] = set()
+
+
+def charge_elsewhere(owner: str, seconds: float) -> None:
+    """``owner`` held the event loop for ``seconds``: move every other platform's
+    deadline on by as much, so that nobody else is timed out for it."""
+    for deadline in _DEADLINES:
+        if deadline.owner != owner:
+            deadline.scope.deadline += seconds
+
+
+class deadline_guard:
+    """Register ``scope`` as ``owner``'s deadline while the block runs (for a bound
+    set outside :func:`call`, such as the import of a plugin)."""
+
+    __slots__ = ("_entry",)
+
+    def __init__(self, owner: str, scope: anyio.CancelScope) -> None:
+        self._entry = _Deadline(owner, scope)
+
+    def __enter__(self) -> None:
+        _DEADLINES.add(self._entry)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _DEADLINES.discard(self._entry)
+
+
+class _Watched:
+    """Awaits a plugin's coroutine one step at a time and times each step: a step
+    is plugin code holding the event loop, so a long one is named and its time
+    given back to every other platform's deadline."""
+
+    __slots__ = ("_coro", "_method", "_owner", "_threshold")
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        owner: str,
+        method: str,
+        threshold: float,
+    ) -> None:
+        self._coro = coro
+        self._owner = owner
+        self._method = method
+        self._threshold = threshold
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro = self._coro
+        value: Any = None
+        error: BaseException | None = None
+        perf = time.perf_counter
+        while True:
+            began = perf()
+            try:
+                if error is None:
+                    step = coro.send(value)
+                else:
+                    step = coro.throw(error)
+            except StopIteration as done:
+                self._timed(perf() - began)
+                return done.value
+            except BaseException:
+                self._timed(perf() - began)
+                raise
+            self._timed(perf() - began)
+            try:
+                value, error = (yield step), None
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as thrown:  # cancellation, delivered to the plugin
+                value, error = None, thrown
+
+    def _timed(self, seconds: float) -> None:
+        if seconds > self._threshold:
+            LOG.warning(
+                "platform %s blocked the event loop for %.2fs in %s "
+                "(use SyncPlatform or a worker thread for blocking calls)",
+                self._owner, seconds, self._method,
+            )  # fmt: skip
+            charge_elsewhere(self._owner, seconds)
+
+
+# -- threads ------------------------------------------------------------------
+
+
+class ThreadBudget:
+    """The worker threads one blocking platform may use: ``limit`` calls at once
+    (the rest wait), and at most ``limit`` more threads left behind by calls
+    abandoned at their timeout, counted until each thread really ends. So
+    restarting a platform that hangs cannot grow the process's threads without
+    limit: once its budget is spent, its calls fail at once instead."""
+
+    __slots__ = ("_cap", "_lock", "_running", "limiter")
+
+    def __init__(self, limit: int) -> None:
+        #: Calls running at once; the others wait for a token.
+        self.limiter = anyio.CapacityLimiter(limit)
+        self._cap = 2 * limit
+        self._running = 0
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> int:
+        """Threads of this platform still running, abandoned ones included."""
+        return self._running
+
+    def wrap(self, func: Callable[[], Any]) -> Callable[[], Any]:
+        """``func``, counted against the budget while it runs in its thread.
+
+        The returned function raises ``RuntimeError`` at once, in its thread, when
+        the budget is spent on threads that never returned.
+        """
+
+        def counted() -> Any:
+            with self._lock:
+                if self._running >= self._cap:
+                    raise RuntimeError(
+                        f"{self._running} worker threads of this platform are "
+                        "still busy with calls abandoned at their timeout"
+                    )
+                self._running += 1
+            try:
+                return func()
+            finally:
+                with self._lock:
+                    self._running -= 1
+
+        return counted
+
+
+# -- the call -----------------------------------------------------------------
 
 
 async def call(
@@ -26,37 +243,54 @@ async def call(
     method: str,
     *args: Any,
     timeout: float,
-    threads: anyio.CapacityLimiter | None = None,
+    owner: str | None = None,
+    threads: ThreadBudget | None = None,
     scope: anyio.CancelScope | None = None,
+    block_threshold: float = DEFAULT_BLOCK_THRESHOLD,
 ) -> Any:
     """Await ``platform.<method>(*args)`` for at most ``timeout`` seconds.
 
-    Blocking platforms (``blocking = True``) run in a worker thread drawn from
-    ``threads`` (anyio's default limiter when ``None``), abandoned if it outlives the
-    timeout, so a stuck platform never holds up the event loop. Cancellation from
-    outside propagates unchanged.
+    Blocking platforms (``blocking = True``) run in a worker thread, counted against
+    ``threads`` and abandoned if it outlives the timeout, so a stuck platform never
+    holds up the event loop. Cancellation from outside propagates unchanged.
 
+    :param owner: the platform's name in logs and in the loop's time accounting.
     :param scope: a cancel scope of the caller's to run the call in (shielded, or
         kept to cancel it from elsewhere); its deadline is set from ``timeout``.
         One scope per call: plugin calls are demi's hot path.
-
     :raises TimeoutError: the call did not finish in time, or finished only after
-        swallowing the cancellation that the timeout delivered.
-    :raises Exception: whatever the plugin raised.
+        its deadline (having held the loop, or swallowed the cancellation).
+    :raises PluginRaised: the plugin raised a BaseException that is not an Exception.
+    :raises Exception: whatever else the plugin raised.
     """
-    bound = getattr(platform, method)
+    name = owner or platform.name
     if scope is None:
         scope = anyio.CancelScope()
     scope.deadline = anyio.current_time() + timeout
-    with scope:
-        if inspect.iscoroutinefunction(bound):
-            result = await bound(*args)
-        else:
-            result = await anyio.to_thread.run_sync(
-                functools.partial(bound, *args),
-                abandon_on_cancel=True,
-                limiter=threads,
-            )
-    if scope.cancel_called:
+    entry = _Deadline(name, scope)
+    _DEADLINES.add(entry)
+    try:
+        with scope:
+            try:
+                bound = getattr(platform, method)
+                if inspect.iscoroutinefunction(bound):
+                    result = await _Watched(bound(*args), name, method, block_threshold)
+                else:
+                    work: Callable[[], Any] = functools.partial(bound, *args)
+                    limiter = None
+                    if threads is not None:
+                        work, limiter = threads.wrap(work), threads.limiter
+                    result = await anyio.to_thread.run_sync(
+                        work, abandon_on_cancel=True, limiter=limiter
+                    )
+            except anyio.get_cancelled_exc_class():
+                raise
+            except Exception:
+                raise
+            except BaseException as err:
+                raise PluginRaised(err) from err
+    finally:
+        _DEADLINES.discard(entry)
+    if scope.cancel_called or anyio.current_time() > scope.deadline:
         raise TimeoutError(f"{method} did not finish within {timeout:g}s")
     return result

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ..core.logger import get_logger
 from ..exceptions import PluginStateError
+from ..platforms.base import PluginHealth
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -167,3 +168,7 @@ class PluginMetadata:
     valid: bool = True
     #: Extra facts (for example the latest health status), for display only.
     details: Mapping[str, object] = field(default_factory=dict)
+    #: The latest health verdict on the live platform, if one was reached.
+    health: PluginHealth | None = None
+    #: Seconds spent in each lifecycle state so far, by state value.
+    seconds_in_state: Mapping[str, float] = field(default_factory=dict)

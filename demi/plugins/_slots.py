@@ -1,0 +1,67 @@
+"""What the manager keeps per loaded instance."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ..platforms.base import BasePlatform, PluginHealth
+from ._calls import ThreadBudget
+from .base import Lifecycle, PluginMetadata
+
+if TYPE_CHECKING:
+    from ._catalog import Catalog
+
+__all__ = ["Slot", "describe"]
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class Slot:
+    """One named instance: its driver, its lifecycle, and the live object if any."""
+
+    #: The manager's key for it.
+    name: str
+    #: The name people see in logs (the configured instance behind a generation).
+    label: str
+    driver: str
+    lifecycle: Lifecycle
+    #: The configuration as given, a private copy.
+    config: Mapping[str, Any]
+    platform: BasePlatform | None = None
+    #: The latest health verdict on this platform object (reset when it is replaced).
+    health: PluginHealth | None = None
+    #: Worker threads of a blocking platform (shared by every generation of a label).
+    threads: ThreadBudget | None = None
+    #: The shielded scope of a shutdown in progress, so abandon_shutdowns can cut it.
+    stopping: anyio.CancelScope | None = None
+    abandoned: bool = False
+
+
+def describe(slot: Slot, catalog: Catalog) -> PluginMetadata:
+    """The read-only snapshot of one slot: state, reason, provenance, latest health
+    and time in each state."""
+    target, distribution, version = catalog.provenance(slot.driver)
+    health = slot.health
+    return PluginMetadata(
+        name=slot.name,
+        state=slot.lifecycle.state,
+        error=slot.lifecycle.error,
+        target=target,
+        distribution=distribution,
+        version=version,
+        driver=slot.driver,
+        valid=slot.driver in catalog.classes,
+        details=(
+            {"health": health.status.value, "health_error": health.error_message}
+            if health
+            else {}
+        ),
+        health=health,
+        seconds_in_state={
+            state.value: spent
+            for state, spent in slot.lifecycle.time_in_states().items()
+        },
+    )
