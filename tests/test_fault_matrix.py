@@ -195,8 +195,13 @@ def test_the_good_platform_carries_on_beside_each_hostile_one(
     """Whatever the hostile plugin does when started, asked, checked and stopped, the
     good one beside it keeps answering, stays healthy and stops cleanly."""
 
+    # Each hostile kind gets a config it can misbehave with (the mutator needs nested
+    # values to change; the leaky one a secret to leak).
+    config = copy.deepcopy(MUTABLE_CONFIG) if driver == "config_mutator" else {}
+    config["api_key"] = SECRET
+
     async def body() -> PluginState | None:
-        async with running(driver, {"api_key": SECRET}) as conductor:
+        async with running(driver, config) as conductor:
             with suppress(DemiError):
                 await conductor.dispatch(HOSTILE, {"ping": 1})
             await conductor.check_health()
