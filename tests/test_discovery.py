@@ -6,6 +6,7 @@ tox installs tests/fixture_dist (demi-testplugins) and tests/fixture_twin_dist
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import logging
@@ -80,6 +81,40 @@ BROKEN = {
     "not_a_platform": "does not inherit from demi.platforms.BasePlatform",
     "abstract": "abstract methods unimplemented: handle_request, shutdown",
     "sync_method": "health_check must be a coroutine function",
+    # BaseExceptions at import are that plugin's failure too, and so is an exception
+    # that cannot even be printed.
+    "interrupts_at_import": (
+        "KeyboardInterrupt: demi_testplugins.interrupts_at_import"
+    ),
+    "generator_exit_at_import": (
+        "GeneratorExit: demi_testplugins.generator_exit_at_import"
+    ),
+    "unprintable_at_import": "UnprintableError (its message could not be read)",
+    "hostile_class": (
+        "inspecting it raised SystemExit: asked whether HostileClassPlatform blocks"
+    ),
+}
+#: The hostile kinds of tests/test_fault_matrix.py: valid classes, so discovered.
+FAULT_MATRIX = {
+    *(
+        f"bex_{where}_{kind}"
+        for where in ("construct", "init", "health", "request", "shutdown")
+        for kind in ("systemexit", "keyboardinterrupt", "generatorexit")
+    ),
+    "unprintable_init",
+    "unprintable_request",
+    "health_bogus_status",
+    "health_int_message",
+    "health_object_message",
+    "health_huge_message",
+    "reply_set",
+    "reply_bytes",
+    "reply_nan",
+    "reply_object",
+    "config_mutator",
+    "loop_blocks_request",
+    "loop_blocks_health",
+    "init_leaks_secret",
 }
 CALM_BROKEN = ("import_fails", "raises_at_import", "not_a_platform")
 #: All that loading "good" may import of demi-testplugins: the package, the healthy
@@ -121,11 +156,12 @@ def run_python(code: str, *args: str, cache: Path) -> Any:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module")
-def report() -> dict[str, list[EntryPointInfo]]:
-    """scan_entry_points of demi.platforms, grouped by entry-point name."""
+@pytest.fixture(scope="module", params=[None, 30.0], ids=["unbounded", "bounded"])
+def report(request: pytest.FixtureRequest) -> dict[str, list[EntryPointInfo]]:
+    """scan_entry_points of demi.platforms, grouped by entry-point name: once in the
+    caller's thread (no timeout), once through the bounded worker-thread path."""
     grouped: dict[str, list[EntryPointInfo]] = {}
-    for info in scan_entry_points(NAMESPACE):
+    for info in scan_entry_points(NAMESPACE, timeout=request.param):
         grouped.setdefault(info.name, []).append(info)
     return grouped
 
@@ -202,7 +238,7 @@ def test_scan_records_the_distribution_of_each_broken_plugin(
     assert info.target.startswith(f"demi_testplugins.{name}:")
 
 
-@pytest.mark.parametrize("name", sorted(GOOD | RUNTIME_FAULTS))
+@pytest.mark.parametrize("name", sorted(GOOD | RUNTIME_FAULTS | FAULT_MATRIX))
 def test_scan_records_each_valid_plugin_with_its_class(
     report: dict[str, list[EntryPointInfo]], name: str
 ) -> None:
@@ -445,6 +481,195 @@ def test_load_plugin_on_a_fresh_manager_imports_no_sibling(
         "answer": {"n": 1},
         "modules": GOOD_IMPORTS,
     }
+
+
+# -- no plugin can break a scan, nor hold it up ------------------------------------
+
+HANGS_NAMESPACE = "demi_testplugins.hangs"
+SLOW_NAMESPACE = "demi_testplugins.slow"
+DEMI = Path(sys.executable).with_name("demi")
+
+
+def _private_stevedore_uses(source: str) -> list[str]:
+    """Every ``_``-prefixed name of stevedore that ``source`` imports or reaches."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        dotted: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            dotted = [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            dotted = [alias.name for alias in node.names]
+        elif isinstance(node, ast.Attribute):
+            parts, value = [node.attr], node.value
+            while isinstance(value, ast.Attribute):
+                parts.insert(0, value.attr)
+                value = value.value
+            if isinstance(value, ast.Name):
+                dotted = [".".join([value.id, *parts])]
+        for name in dotted:
+            head, *rest = name.split(".")
+            if head == "stevedore" and any(part.startswith("_") for part in rest):
+                found.append(name)
+    return found
+
+
+def test_demi_uses_no_private_name_of_stevedore() -> None:
+    """No module of demi imports or reaches a private name of stevedore (such as
+    its ``_cache``): a stevedore release may change those without notice."""
+    import demi
+
+    uses = {
+        str(path): _private_stevedore_uses(path.read_text(encoding="utf-8"))
+        for path in Path(demi.__file__).parent.rglob("*.py")
+    }
+    assert {path: names for path, names in uses.items() if names} == {}
+
+
+@pytest.mark.parametrize(
+    ("source", "private"),
+    [
+        ("from stevedore import _cache", True),
+        ("import stevedore._cache", True),
+        ("stevedore._cache._c._internal.clear()", True),
+        ("from stevedore.extension import ExtensionManager", False),
+        ("stevedore.ExtensionManager.ENTRY_POINT_CACHE.clear()", False),
+    ],
+)
+def test_the_private_name_check_tells_private_from_public(
+    source: str, private: bool
+) -> None:
+    """The check above is not vacuous: it finds each form a private use takes, and
+    passes public ones."""
+    assert bool(_private_stevedore_uses(source)) is private
+
+
+@pytest.mark.slow
+def test_a_bounded_scan_abandons_an_import_that_hangs(tmp_path: Path) -> None:
+    """With a timeout, an import that never finishes is reported as such and the
+    scan returns, with every other entry point of the group discovered."""
+    result = run_python(
+        """
+        import json
+        from demi.plugins.discovery import scan_entry_points
+
+        report = scan_entry_points("demi_testplugins.hangs", timeout=0.5)
+        print(json.dumps({info.name: [info.valid, info.error] for info in report}))
+        """,
+        cache=tmp_path,
+    )
+    assert result == {
+        "good": [True, None],
+        "import_hangs": [False, "import did not finish within 0.5s"],
+    }
+
+
+@pytest.mark.slow
+def test_a_bounded_scan_reports_a_slow_import_then_sees_it_finish(
+    tmp_path: Path,
+) -> None:
+    """An import slower than the timeout (two seconds) is reported as not finishing;
+    once it has finished, in its abandoned thread, a later scan finds the class."""
+    result = run_python(
+        """
+        import json
+        from demi.plugins.discovery import scan_entry_points
+
+        def scan(timeout):
+            (info,) = scan_entry_points("demi_testplugins.slow", timeout=timeout)
+            return [info.valid, info.error]
+
+        print(json.dumps([scan(0.3), scan(30)]))
+        """,
+        cache=tmp_path,
+    )
+    assert result == [[False, "import did not finish within 0.3s"], [True, None]]
+
+
+@pytest.mark.slow
+def test_a_scan_gives_the_user_their_ctrl_c(tmp_path: Path) -> None:
+    """A Ctrl-C that arrives while some plugin imports, and that the plugin does
+    not raise again, is the user's: the scan ends with KeyboardInterrupt instead of
+    recording it as that plugin's failure."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "demi_ctrl_c.py").write_text(
+        textwrap.dedent(
+            """
+            import os, signal, time
+            from pathlib import Path
+
+            from demi.platforms.echo import EchoPlatform
+
+            once = Path(__file__).with_name("interrupted-once")
+            if not once.exists():
+                once.write_text("")
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(30)  # the SIGINT arrives as KeyboardInterrupt in here
+
+            class CtrlCPlatform(EchoPlatform):
+                pass
+            """
+        )
+    )
+    info = site / "demi_ctrl_c-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: demi-ctrl-c\n")
+    (info / "entry_points.txt").write_text(
+        "[demi_tests.ctrl_c]\nctrl_c = demi_ctrl_c:CtrlCPlatform\n"
+    )
+    outcome = run_python(
+        """
+        import json, sys
+        sys.path.insert(0, sys.argv[1])
+        from demi.plugins.discovery import scan_entry_points
+
+        try:
+            scan_entry_points("demi_tests.ctrl_c")
+        except KeyboardInterrupt:
+            print(json.dumps("interrupted"))
+        else:
+            print(json.dumps("returned"))
+        """,
+        str(site),
+        cache=tmp_path / "cache",
+    )
+    assert outcome == "interrupted"
+
+
+def _demi_plugins(tmp_path: Path, *args: str, **env: str) -> Any:
+    """Run ``demi plugins --json ARGS`` in tmp_path; return (exit code, rows by name)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    done = subprocess.run(
+        [str(DEMI), "plugins", "--json", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**clean, "XDG_CACHE_HOME": str(tmp_path / "cache"), **env},
+        timeout=GUARD,
+        check=False,
+    )
+    return done.returncode, {row["name"]: row for row in json.loads(done.stdout)}
+
+
+@pytest.mark.slow
+def test_demi_plugins_reports_an_import_that_outlives_the_init_timeout(
+    tmp_path: Path,
+) -> None:
+    """``demi plugins`` bounds each import by the configured init_timeout: a hanging
+    plugin is listed as not finishing, and the command ends."""
+    code, rows = _demi_plugins(
+        tmp_path, "--namespace", HANGS_NAMESPACE, DEMI_INIT_TIMEOUT="0.5"
+    )
+    assert code == 1
+    assert rows["import_hangs"]["error"] == "import did not finish within 0.5s"
+    assert rows["good"]["valid"] is True
+
+
+@pytest.mark.slow
+def test_demi_plugins_scans_the_configured_namespace(tmp_path: Path) -> None:
+    """Without --namespace, ``demi plugins`` lists the namespace of the settings."""
+    code, rows = _demi_plugins(tmp_path, DEMI_NAMESPACE="demi_testplugins.only_good")
+    assert (code, sorted(rows)) == (0, ["good", "good2"])
 
 
 # -- refresh: plugins installed after the first scan --------------------------------

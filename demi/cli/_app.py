@@ -96,9 +96,15 @@ def _run_async(backend: str, func: Callable[[], Any]) -> Any:
 # -- commands -----------------------------------------------------------------
 
 
-def plugins(opts: Options, *, as_json: bool, namespace: str) -> int:
-    """``demi plugins``: every entry point, valid or not."""
-    report = scan_entry_points(namespace)
+def plugins(opts: Options, *, as_json: bool, namespace: str | None) -> int:
+    """``demi plugins``: every entry point, valid or not.
+
+    ``namespace`` ``None`` means the configured one; an import that outlives the
+    configured ``init_timeout`` is reported, not waited for.
+    """
+    settings = _settings(opts)
+    namespace = settings.namespace if namespace is None else namespace
+    report = scan_entry_points(namespace, timeout=settings.init_timeout)
     rows = [
         {
             "name": info.name,

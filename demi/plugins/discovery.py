@@ -5,6 +5,10 @@ namespace; :class:`~stevedore.DriverManager` imports one by name. demi adds what
 leave out: a record of every entry point that failed (with its distribution, which
 stevedore's cached entry points no longer carry), duplicate names that neither side
 wins, contract validation, and a way to see plugins installed after the first scan.
+
+No plugin can break a scan: whatever one raises at import, SystemExit and
+KeyboardInterrupt included, is its recorded failure, and with a timeout an import
+that hangs is abandoned and reported (see :mod:`demi.plugins._imports`).
 """
 
 from __future__ import annotations
@@ -13,20 +17,18 @@ import functools
 import importlib
 import importlib.metadata
 import inspect
-import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import stevedore
-from stevedore import _cache as stevedore_cache  # only to refresh its memo
 from stevedore.exception import MultipleMatches, NoMatches
 
 from ..core.logger import get_logger
 from ..exceptions import PluginLoadError, PluginNotFoundError, PluginValidationError
 from ..platforms.base import BasePlatform
-from ._calls import describe
+from . import _imports
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -152,75 +154,34 @@ def _checked(plugin: Any) -> type[BasePlatform]:
     return plugin  # type: ignore[no-any-return]
 
 
-def _import_namespace(
-    namespace: str,
-) -> tuple[list[importlib.metadata.EntryPoint], dict[int, Any], dict[int, str]]:
-    """Import every entry point of the namespace through stevedore.
-
-    Returns the entry points in discovery order, the loaded objects and the import
-    errors, both keyed by the entry point's position.
-    """
-    errors: dict[int, str] = {}
-    failed_eps: list[tuple[importlib.metadata.EntryPoint, str]] = []
-
-    def on_failure(
-        _mgr: object, ep: importlib.metadata.EntryPoint, err: BaseException
-    ) -> None:
-        failed_eps.append((ep, describe(err)))
-
-    try:
-        manager: stevedore.ExtensionManager[Any] = stevedore.ExtensionManager(
-            namespace, invoke_on_load=False, on_load_failure_callback=on_failure
-        )
-        eps = manager.list_entry_points()
-        loaded_by_ep = {id(ext.entry_point): ext.plugin for ext in manager.extensions}
-    except (AssertionError, SystemExit) as err:
-        # stevedore lets these escape a plugin's import; demi does not let one plugin
-        # end discovery, so it imports each entry point on its own instead.
-        LOG.debug("stevedore stopped on %s; importing one by one", describe(err))
-        eps = list(stevedore.ExtensionManager.ENTRY_POINT_CACHE.get(namespace, []))
-        failed_eps.clear()
-        loaded_by_ep = {}
-        for ep in eps:
-            try:
-                loaded_by_ep[id(ep)] = ep.load()
-            except (Exception, SystemExit) as exc:
-                failed_eps.append((ep, describe(exc)))
-    failed_by_ep = {id(ep): reason for ep, reason in failed_eps}
-    loaded: dict[int, Any] = {}
-    for index, ep in enumerate(eps):
-        if id(ep) in failed_by_ep:
-            errors[index] = f"import failed: {failed_by_ep[id(ep)]}"
-        elif id(ep) in loaded_by_ep:
-            loaded[index] = loaded_by_ep[id(ep)]
-    return eps, loaded, errors
-
-
-def scan_entry_points(namespace: str = DEFAULT_NAMESPACE) -> list[EntryPointInfo]:
+def scan_entry_points(
+    namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None
+) -> list[EntryPointInfo]:
     """Import and validate every entry point of the namespace; report on each.
 
-    Never raises because of a plugin. Each failure is logged once, with entry point,
-    distribution and reason. Entry points sharing a name are all reported as a
-    conflict, and none of them is usable under that name.
+    Never raises because of a plugin: whatever its import raises (SystemExit,
+    KeyboardInterrupt and GeneratorExit included) is its failure. Each failure is
+    logged once, with entry point, distribution and reason. Entry points sharing a
+    name are all reported as a conflict, and none of them is usable under that name.
+
+    :param timeout: seconds each import may take; one that takes longer is
+        abandoned in its worker thread and reported as not finishing. ``None`` (the
+        default) waits for every import, in the caller's thread.
     """
-    return _scan(namespace, provenance=True)
+    return _scan(namespace, provenance=True, timeout=timeout)
 
 
-def _scan(namespace: str, *, provenance: bool) -> list[EntryPointInfo]:
+def _scan(
+    namespace: str, *, provenance: bool, timeout: float | None = None
+) -> list[EntryPointInfo]:
     """:func:`scan_entry_points`; without ``provenance``, only failures are given
     their distribution, since finding it scans every installed distribution, the
     work stevedore's cache is there to save."""
-    eps, loaded, errors = _import_namespace(namespace)
+    eps, imported = _imports.import_all(namespace, timeout=timeout)
     counts = Counter(ep.name for ep in eps)
     report: list[EntryPointInfo] = []
-    for index, ep in enumerate(eps):
-        error = errors.get(index)
-        plugin: type[BasePlatform] | None = None
-        if error is None:
-            try:
-                plugin = _checked(loaded[index])
-            except PluginValidationError as err:
-                error = f"invalid platform: {err}"
+    for ep in eps:
+        error, plugin = _judge(ep, imported)
         if counts[ep.name] > 1:
             twins = [_target(other) for other in eps if other.name == ep.name]
             error, plugin = _conflict_message(namespace, ep.name, twins), None
@@ -237,6 +198,24 @@ def _scan(namespace: str, *, provenance: bool) -> list[EntryPointInfo]:
             EntryPointInfo(ep.name, _target(ep), dist, version, plugin, error)
         )
     return sorted(report, key=lambda info: (info.name, info.target))
+
+
+def _judge(
+    ep: importlib.metadata.EntryPoint, imported: _imports.Imported
+) -> tuple[str | None, type[BasePlatform] | None]:
+    """(why the entry point is unusable, or None; its class when it is usable)."""
+    ep_key = _imports.key(ep)
+    if ep_key in imported.failed:
+        return imported.failed[ep_key], None
+    if ep_key not in imported.loaded:
+        # stevedore skipped it without a word; say so rather than drop it.
+        return "import failed: stevedore did not load it", None
+    try:
+        return None, _checked(imported.loaded[ep_key])
+    except PluginValidationError as err:
+        return f"invalid platform: {err}", None
+    except BaseException as err:  # a hostile class, while inspected
+        return f"invalid platform: inspecting it raised {_imports.reason(err)}", None
 
 
 def discover_plugins(
@@ -284,15 +263,21 @@ def load_driver(name: str, namespace: str = DEFAULT_NAMESPACE) -> type[BasePlatf
         raise PluginLoadError(
             name, _conflict_message(namespace, name, targets)
         ) from None
-    except (Exception, SystemExit) as err:
+    except BaseException as err:  # its import raised it: its failure
         raise PluginLoadError(
-            name, f"plugin {name!r} failed to import: {describe(err)}"
+            name, f"plugin {name!r} failed to import: {_imports.reason(err)}"
         ) from err
     try:
         return _checked(driver)
     except PluginValidationError as err:
         raise PluginLoadError(
             name, f"plugin {name!r} is not a valid platform: {err}"
+        ) from err
+    except BaseException as err:  # a hostile class, while inspected
+        raise PluginLoadError(
+            name,
+            f"plugin {name!r} is not a valid platform: "
+            f"inspecting it raised {_imports.reason(err)}",
         ) from err
 
 
@@ -305,16 +290,19 @@ def refresh_entry_points(namespace: str = DEFAULT_NAMESPACE) -> None:
     """Forget every cached view of installed entry points, so the next scan sees
     plugins installed (or removed) since the process started.
 
-    stevedore memoizes per namespace in a class attribute and per ``sys.path`` in a
-    module-level cache, and Python's import system caches directory listings.
+    stevedore memoizes the namespace's entry points in
+    :attr:`stevedore.ExtensionManager.ENTRY_POINT_CACHE`, first read from an on-disk
+    cache keyed on mtimes rounded to 32-bit floats (about 128 s), so a distribution
+    rewritten in place would hide behind it. This fills that memo from
+    importlib.metadata instead, which stevedore then uses as it is.
     """
-    stevedore.ExtensionManager.ENTRY_POINT_CACHE.pop(namespace, None)
-    stevedore_cache._c._internal.clear()
     _provenance.cache_clear()
+    # Python's import system caches directory listings; importlib.metadata finds
+    # distributions through them.
     importlib.invalidate_caches()
-    # Its on-disk cache keys on mtimes rounded to 32-bit floats (about 128 s), so a
-    # distribution rewritten in place would hide behind the stale file: fill the memo
-    # for this sys.path from importlib.metadata instead of reading that file.
-    stevedore_cache._c._internal[tuple(sys.path)] = (
-        stevedore_cache._build_cacheable_data()
-    )
+    fresh: dict[tuple[str, str], importlib.metadata.EntryPoint] = {}
+    for ep in importlib.metadata.entry_points(group=namespace):
+        # The same entry point twice (a project both installed and on sys.path as
+        # ".") is one entry point, as stevedore's own scan counts it, not a conflict.
+        fresh.setdefault(_imports.key(ep), ep)
+    stevedore.ExtensionManager.ENTRY_POINT_CACHE[namespace] = list(fresh.values())
