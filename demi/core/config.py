@@ -31,16 +31,12 @@ the key and where it came from, never the value):
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -51,25 +47,28 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
-    DotEnvSettingsSource,
-    EnvSettingsSource,
-    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
-from pydantic_settings import SettingsError as _SettingsError
 
 from ..exceptions import ConfigError
-from ._sources import (
-    ENV_PREFIX,
-    format_loc,
-    read_dotenv,
-    source_of,
+from ._reading import (
+    DemiDotEnvSource,
+    Reading,
+    TomlSource,
+    explain_settings_error,
+    explain_validation_error,
+    reading_under_way,
 )
-from ._variables import CONFIG_VARIABLE, check_variables, unparsable_json
+from ._rules import INSTANCE_NAME_PATTERN as INSTANCE_NAME_PATTERN
+from ._rules import MAX_SECONDS as MAX_SECONDS
+from ._rules import InstanceName, Seconds
+from ._rules import is_instance_name as is_instance_name
+from ._sources import ENV_PREFIX, read_dotenv, source_of
+from ._variables import CONFIG_VARIABLE, check_variables
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -85,38 +84,6 @@ __all__ = [
 
 #: Read when ``DEMI_CONFIG`` is not set and the file exists in the working directory.
 DEFAULT_CONFIG_FILE = "demi.toml"
-
-#: The longest time any setting may be, in seconds: one week. Longer is a mistake
-#: (``inf``, a value in milliseconds); it would also overflow some timers.
-MAX_SECONDS = 7 * 24 * 3600
-
-#: What an instance name (a key of ``platforms``) must match in full (``fullmatch``):
-#: 1 to 64 lower-case ASCII letters, digits, ``-`` and ``_``, starting with a letter or
-#: a digit. No other character (``#``, ``.``, ``:``, a space, a control character) can
-#: appear in one, so a key made with one of them can never equal an instance name.
-INSTANCE_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-
-#: A time in seconds: finite, above zero, at most :data:`MAX_SECONDS`.
-Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)]
-
-
-def is_instance_name(name: str) -> bool:
-    """Whether ``name`` may name a platform instance (:data:`INSTANCE_NAME_PATTERN`)."""
-    return INSTANCE_NAME_PATTERN.fullmatch(name) is not None
-
-
-def _check_instance_name(name: str) -> str:
-    if not is_instance_name(name):
-        raise PydanticCustomError(
-            "instance_name",
-            "not a valid instance name: use 1 to 64 lower-case letters, digits, '-' "
-            "and '_', starting with a letter or digit",
-        )
-    return name
-
-
-#: The key of one platform instance, checked against :data:`INSTANCE_NAME_PATTERN`.
-InstanceName = Annotated[str, AfterValidator(_check_instance_name)]
 
 
 class PlatformSettings(BaseModel):
@@ -149,39 +116,6 @@ class PlatformSettings(BaseModel):
 
 def _default_platforms() -> dict[str, PlatformSettings]:
     return {"echo": PlatformSettings(driver="echo")}
-
-
-@dataclass
-class _Reading:
-    """What one construction of :class:`DemiSettings` reads: which TOML file, and
-    what was in it (filled in by the TOML source)."""
-
-    path: Path | None
-    toml: dict[str, Any] = field(default_factory=dict)
-
-
-# The reading under way; set by DemiSettings.__init__ (or by _build, before it).
-_reading: ContextVar[_Reading | None] = ContextVar("demi_reading", default=None)
-
-
-class _TomlSource(InitSettingsSource):
-    """The TOML file, read strictly: a file that is gone or unreadable is an error,
-    never an empty table (pydantic-settings' own TOML source skips a missing file)."""
-
-    def __init__(self, settings_cls: type[BaseSettings], reading: _Reading) -> None:
-        assert reading.path is not None
-        with reading.path.open("rb") as stream:
-            reading.toml = tomllib.load(stream)
-        super().__init__(settings_cls, reading.toml)
-
-
-class _DemiDotEnvSource(DotEnvSettingsSource):
-    """``.env`` read like the environment: variables that are not demi's are left to
-    the other tools that share the file (pydantic-settings would pass them on as
-    extra inputs, which ``extra="forbid"`` rejects)."""
-
-    def __call__(self) -> dict[str, Any]:
-        return EnvSettingsSource.__call__(self)
 
 
 class DemiSettings(BaseSettings):
@@ -226,18 +160,22 @@ class DemiSettings(BaseSettings):
     )
 
     _config_file: Path | None = PrivateAttr(default=None)
+    # The same file as an absolute path, for reload_settings: a later change of the
+    # working directory must not make it read another file.
+    _config_path: Path | None = PrivateAttr(default=None)
     _toml: dict[str, Any] = PrivateAttr(default_factory=dict)
     _overrides: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def __init__(self, **values: Any) -> None:
         """Read every source; ``values`` take precedence over all of them."""
-        reading = _reading.get() or _Reading(resolve_config_file())
-        token = _reading.set(reading)
+        reading = reading_under_way.get() or Reading(resolve_config_file())
+        token = reading_under_way.set(reading)
         try:
             super().__init__(**values)
         finally:
-            _reading.reset(token)
+            reading_under_way.reset(token)
         self._config_file = reading.path
+        self._config_path = reading.path.absolute() if reading.path else None
         self._toml = reading.toml
         self._overrides = dict(values)
 
@@ -272,11 +210,11 @@ class DemiSettings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [
             init_settings,
             env_settings,
-            _DemiDotEnvSource(settings_cls),
+            DemiDotEnvSource(settings_cls),
         ]
-        reading = _reading.get() or _Reading(resolve_config_file())
+        reading = reading_under_way.get() or Reading(resolve_config_file())
         if reading.path is not None:
-            sources.append(_TomlSource(settings_cls, reading))
+            sources.append(TomlSource(settings_cls, reading))
         return tuple(sources)
 
     def enabled_platforms(self) -> dict[str, PlatformSettings]:
@@ -304,9 +242,9 @@ def resolve_config_file(explicit: str | os.PathLike[str] | None = None) -> Path 
             raise ConfigError(
                 f"config file {str(path)!r} (from {origin}) does not exist"
             )
-        return path.absolute()
+        return path
     default = Path(DEFAULT_CONFIG_FILE)
-    return default.absolute() if default.is_file() else None
+    return default if default.is_file() else None
 
 
 def load_settings(
@@ -316,8 +254,11 @@ def load_settings(
 
     :param config_file: a TOML file to read instead of ``DEMI_CONFIG``/``./demi.toml``.
     :param overrides: values that take precedence over every source.
-    :raises ConfigError: naming each bad key and where it came from; values are never
-        shown, so secrets cannot leak through the message.
+    :raises ConfigError: naming each bad key and where it came from (the variable,
+        the ``.env`` file or the TOML file); an unknown ``DEMI_`` variable, a
+        variable that is not the JSON it must be, or a config file that is missing,
+        a directory or unreadable. Values are never shown, so secrets cannot leak
+        through the message.
     """
     return _build(resolve_config_file(config_file), overrides)
 
@@ -333,7 +274,7 @@ def reload_settings(current: DemiSettings) -> DemiSettings:
     :raises ConfigError: the file is gone, is a directory or cannot be read, or the
         new settings are invalid (as :func:`load_settings`).
     """
-    path = current.config_file
+    path = current._config_path
     if path is not None:
         if path.is_dir():
             raise ConfigError(f"config file {str(path)!r} is a directory")
@@ -352,8 +293,8 @@ def _build(path: Path | None, overrides: Mapping[str, Any]) -> DemiSettings:
     check_variables(
         dotenv, ".env file, variable", fields, platform_fields, names_config_file=False
     )
-    reading = _Reading(path)
-    token = _reading.set(reading)
+    reading = Reading(path)
+    token = reading_under_way.set(reading)
     try:
         return DemiSettings(**overrides)
     except tomllib.TOMLDecodeError as err:
@@ -370,47 +311,11 @@ def _build(path: Path | None, overrides: Mapping[str, Any]) -> DemiSettings:
             f"config file {str(path)!r} cannot be read: not UTF-8 text "
             f"({err.reason} at byte {err.start})"
         ) from None
-    except _SettingsError as err:
-        raise ConfigError(_explain_settings_error(err, dotenv)) from None
+    except SettingsError as err:
+        raise ConfigError(explain_settings_error(err, dotenv)) from None
     except ValidationError as err:
         raise ConfigError(
             explain_validation_error(err, path, overrides, reading.toml)
         ) from None
     finally:
-        _reading.reset(token)
-
-
-def _explain_settings_error(
-    err: _SettingsError, dotenv: Mapping[str, str | None]
-) -> str:
-    # pydantic-settings says only 'error parsing value for field "platforms" from
-    # source "EnvSettingsSource"': find the variables it could not parse as JSON.
-    found = re.search(r'field "(\w+)" from source "(\w+)"', str(err))
-    if found is None:
-        return f"invalid configuration: {err}"
-    name, source = found.groups()
-    if "DotEnv" in source:
-        origin, variables = ".env file, variable", dotenv
-    else:
-        origin, variables = "environment variable", dict(os.environ)
-    culprits = unparsable_json(variables, name) or [ENV_PREFIX + name.upper()]
-    return "invalid configuration: " + "; ".join(
-        f"{origin} {culprit}: not valid JSON" for culprit in culprits
-    )
-
-
-def explain_validation_error(
-    err: ValidationError,
-    config_file: Path | None,
-    overrides: Mapping[str, Any] = {},
-    toml: Mapping[str, Any] | None = None,
-) -> str:
-    """One paragraph: each bad key, what is wrong with it and where it came from."""
-    problems = []
-    for detail in err.errors(include_input=False):
-        loc = tuple(str(part) for part in detail["loc"] if part != "[key]")
-        problems.append(
-            f"{format_loc(detail['loc']) or '(top level)'}: {detail['msg']} "
-            f"(from {source_of(loc, config_file, overrides, toml)})"
-        )
-    return "invalid configuration: " + "; ".join(problems)
+        reading_under_way.reset(token)
