@@ -14,6 +14,7 @@ from .core.config import DemiSettings as DemiSettings
 from .core.config import PlatformSettings as PlatformSettings
 from .exceptions import ConfigError as ConfigError
 from .exceptions import DemiError as DemiError
+from .exceptions import PlatformConfigError as PlatformConfigError
 from .exceptions import PlatformRequestError as PlatformRequestError
 from .exceptions import PlatformTimeoutError as PlatformTimeoutError
 from .exceptions import PlatformUnavailableError as PlatformUnavailableError
@@ -39,6 +40,7 @@ __all__ = [
     "DemiError",
     "DemiSettings",
     "HealthStatus",
+    "PlatformConfigError",
     "PlatformRequestError",
     "PlatformSettings",
     "PlatformTimeoutError",

@@ -21,7 +21,7 @@ import anyio
 from anyio import AsyncContextManagerMixin
 
 from ._routing import InstanceStatus, ReloadResult, Route, json_problem
-from .core.config import DemiSettings, PlatformSettings, load_settings
+from .core.config import DemiSettings, PlatformSettings, load_settings, reload_settings
 from .core.logger import get_logger
 from .core.prepare import prepare_config
 from .exceptions import (
@@ -432,7 +432,8 @@ class Conductor(AsyncContextManagerMixin):
     async def reload(self, settings: DemiSettings | None = None) -> ReloadResult:
         """Re-read the configuration and apply the difference.
 
-        Adds new instances, stops removed (or disabled) ones, swaps those whose driver
+        The same file is read again: one that has vanished or become unreadable is
+        a ConfigError, never a fall-back to the defaults. Adds new instances, stops removed (or disabled) ones, swaps those whose driver
         or config changed, and leaves the rest alone. Plugins installed since start-up
         are seen. A bad configuration changes nothing. An instance removed while it
         is being restarted or switched stays removed.
@@ -440,7 +441,7 @@ class Conductor(AsyncContextManagerMixin):
         :raises ConfigError: the new configuration is invalid.
         """
         new_settings = (
-            settings if settings is not None else load_settings(self._config_file)
+            settings if settings is not None else reload_settings(self.settings)
         )
         self.manager.refresh()
         wanted = new_settings.enabled_platforms()

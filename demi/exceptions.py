@@ -4,6 +4,7 @@ Every error demi raises on purpose is a :class:`DemiError`::
 
     DemiError
     ├── ConfigError (also ValueError)          bad settings: which key, from where
+    │   └── PlatformConfigError (also PluginError)  a platform's config fails its config_model
     └── PluginError                            carries .plugin_name
         ├── PluginNotFoundError (LookupError)  no such plugin; lists the known names
         ├── PluginValidationError (TypeError)  the class breaks the BasePlatform contract
@@ -22,6 +23,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DemiError",
+    "PlatformConfigError",
     "PlatformRequestError",
     "PlatformTimeoutError",
     "PlatformUnavailableError",
@@ -64,6 +66,30 @@ class PluginValidationError(PluginError, TypeError):
 
 class PluginLoadError(PluginError):
     """A plugin could not be imported, configured or initialized."""
+
+
+class PlatformConfigError(ConfigError, PluginError):
+    """The configuration of one platform instance fails its driver's ``config_model``.
+
+    The operator's mistake, not the plugin's: the message names each bad key by its full
+    path (``platforms.NAME.config.FIELD``), what is wrong and where it came from, never
+    the value.
+
+    :param plugin_name: the instance whose configuration is bad.
+    :param message: the whole explanation, as one sentence.
+    :param problems: per bad key, its path inside the instance's ``config`` and what is
+        wrong with it, for callers that word the explanation themselves.
+    """
+
+    def __init__(
+        self,
+        plugin_name: str,
+        message: str,
+        problems: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(plugin_name, message)
+        #: ``(key inside config, what is wrong)`` for each bad key.
+        self.problems = problems
 
 
 class PluginStateError(PluginError, RuntimeError):

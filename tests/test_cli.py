@@ -531,7 +531,6 @@ def test_request_platform_error_exits_1(demi: Run, driver: str, fragment: str) -
         ("import_fails", "ModuleNotFoundError"),
         ("not_a_platform", "does not inherit from demi.platforms.BasePlatform"),
         ("init_raises", "upstream refused the connection"),
-        ("rejects_config", "rejected its configuration"),
     ],
 )
 def test_request_to_a_broken_plugin_exits_1_with_one_line(
@@ -542,6 +541,22 @@ def test_request_to_a_broken_plugin_exits_1_with_one_line(
     env = {"DEMI_PLATFORMS__CHAT__DRIVER": driver}
     line = error_line(demi("request", "chat", "{}", env=env), 1)
     assert "'chat'" in line and fragment in line
+
+
+def test_a_driver_config_the_driver_rejects_exits_2_naming_key_and_source(
+    demi: Run, tmp_path: Path
+) -> None:
+    """A configuration value the driver's config_model rejects is the operator's
+    error: exit 2, the full key path and the file it came from, nothing started."""
+    (tmp_path / "demi.toml").write_text(
+        '[platforms.chat]\ndriver = "rejects_config"\n'
+        '[platforms.chat.config]\nlevel = "loud"\n'
+    )
+    line = error_line(
+        demi("--config", str(tmp_path / "demi.toml"), "request", "chat", "{}"), 2
+    )
+    assert "platforms.chat.config.level" in line
+    assert "demi.toml" in line
 
 
 def test_request_with_debug_shows_the_traceback(demi: Run) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from pydantic import BaseModel, SecretStr
 from demi import DemiSettings, PluginManager, PluginValidationError
 from demi.platforms import BasePlatform, HealthStatus, PluginHealth
 from demi.platforms.echo import EchoPlatform
+from demi.plugins.discovery import load_driver
 from demi.testing import PlatformConformance, make_manager, new_tasks, running_tasks
 
 pytest_plugins = ["pytester"]
@@ -153,3 +155,59 @@ def test_library_imports_neither_demi_testing_nor_pytest() -> None:
     imported, *forbidden = result.stdout.split()
     assert int(imported) > 20
     assert forbidden == []
+
+
+# -- the kit prepares configurations as the manager does (prepare_config) ---------
+
+
+@pytest.mark.parametrize(
+    ("driver", "raised"),
+    [
+        ("config_model_raises", "RuntimeError: the model's own bug"),
+        ("config_model_interrupts", "KeyboardInterrupt"),
+        ("config_model_exits", "SystemExit: 3"),
+    ],
+)
+def test_kit_reports_a_config_model_that_raises_as_a_broken_promise(
+    driver: str, raised: str
+) -> None:
+    """A config_model that raises anything fails the check with a sentence naming
+    what it raised; nothing escapes (a KeyboardInterrupt would end the session)."""
+
+    class Kit(PlatformConformance):
+        platform_class = load_driver(driver)
+
+    with pytest.raises(AssertionError) as caught:
+        Kit().test_sample_config_passes_config_model({"level": 1})
+    message = str(caught.value)
+    assert message.startswith("sample_config must pass ")
+    assert f"config_model raised {raised}" in message
+
+
+def test_kit_names_each_rejected_key_as_before() -> None:
+    """A config the model rejects is still reported key by key, without values."""
+
+    class Kit(PlatformConformance):
+        platform_class = load_driver("rejects_config")
+
+    with pytest.raises(AssertionError) as caught:
+        Kit().test_sample_config_passes_config_model({"level": 9, "api_key": "k3y"})
+    assert str(caught.value) == (
+        "sample_config must pass RejectsConfigPlatform.config_model, but it fails on "
+        "level (Input should be less than or equal to 5)."
+    )
+
+
+async def test_kit_never_lets_a_platform_change_sample_config() -> None:
+    """The kit hands initialize a deep copy, as the manager does: mutates_config
+    scribbling over it leaves sample_config as written for the next check."""
+    sample = {"upstream": {"host": "h", "keep": 1}, "items": ["a"]}
+    written = copy.deepcopy(sample)
+
+    class Kit(PlatformConformance):
+        platform_class = load_driver("mutates_config")
+        sample_requests: ClassVar[list[Mapping[str, Any]]] = [{"text": "hi"}]
+
+    await Kit().test_initialize_returns_true(sample)
+    await Kit().test_shutdown_leaves_no_task_running(sample)
+    assert sample == written

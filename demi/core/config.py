@@ -13,14 +13,26 @@ A platform instance in TOML::
     greeting = "hi"
 
 and the same from the environment: ``DEMI_PLATFORMS__CHAT__DRIVER=echo``.
+
+Rules that every source is held to (each break is a :class:`~demi.ConfigError` naming
+the key and where it came from, never the value):
+
+* ``.env`` may be shared with other tools: its variables without the ``DEMI_`` prefix
+  are ignored, as in the environment. A ``DEMI_`` variable that names no setting (a
+  typo such as ``DEMI_INIT_TIMOUT``) is an error, wherever it is.
+* Every time (timeouts, intervals, thresholds, backoffs, windows) is a finite number
+  of seconds above zero and at most :data:`MAX_SECONDS` (one week), so that a
+  ``threading.Timer`` watchdog or a cancel scope can always use it.
+* Instance names (the keys of ``platforms``) match :data:`INSTANCE_NAME_PATTERN`: 1 to
+  64 lower-case letters, digits, ``-`` and ``_``, starting with a letter or digit.
+* ``http_token``, when set, is not empty: unset it to turn authentication off.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,36 +41,49 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeInt,
-    PositiveFloat,
     PositiveInt,
     PrivateAttr,
     SecretStr,
     ValidationError,
+    field_validator,
 )
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
+    SettingsError,
 )
 
 from ..exceptions import ConfigError
+from ._reading import (
+    DemiDotEnvSource,
+    Reading,
+    TomlSource,
+    explain_settings_error,
+    explain_validation_error,
+    reading_under_way,
+)
+from ._rules import INSTANCE_NAME_PATTERN as INSTANCE_NAME_PATTERN
+from ._rules import MAX_SECONDS as MAX_SECONDS
+from ._rules import InstanceName, Seconds
+from ._rules import is_instance_name as is_instance_name
+from ._sources import ENV_PREFIX, read_dotenv, source_of
+from ._variables import CONFIG_VARIABLE, check_variables
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
+    "INSTANCE_NAME_PATTERN",
+    "MAX_SECONDS",
     "DemiSettings",
     "PlatformSettings",
+    "is_instance_name",
     "load_settings",
+    "reload_settings",
     "resolve_config_file",
 ]
 
 #: Read when ``DEMI_CONFIG`` is not set and the file exists in the working directory.
 DEFAULT_CONFIG_FILE = "demi.toml"
-ENV_PREFIX = "DEMI_"
-ENV_DELIMITER = "__"
-
-# Which TOML file the settings being built read; set by load_settings().
-_config_file: ContextVar[Path | None] = ContextVar("demi_config_file", default=None)
 
 
 class PlatformSettings(BaseModel):
@@ -81,12 +106,12 @@ class PlatformSettings(BaseModel):
     #: Consecutive unhealthy checks before a restart.
     failure_threshold: PositiveInt = 3
     #: Backoff between restart attempts: from this many seconds, doubling...
-    backoff_initial: PositiveFloat = 1.0
+    backoff_initial: Seconds = 1.0
     #: ...up to this many.
-    backoff_max: PositiveFloat = 60.0
+    backoff_max: Seconds = 60.0
     #: At most this many restarts within ``restart_window`` seconds, then give up.
     max_restarts: NonNegativeInt = 5
-    restart_window: PositiveFloat = 60.0
+    restart_window: Seconds = 60.0
 
 
 def _default_platforms() -> dict[str, PlatformSettings]:
@@ -94,43 +119,72 @@ def _default_platforms() -> dict[str, PlatformSettings]:
 
 
 class DemiSettings(BaseSettings):
-    """Every setting of demi. Times are in seconds."""
+    """Every setting of demi. Times are in seconds (see :data:`MAX_SECONDS`)."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
-        env_nested_delimiter=ENV_DELIMITER,
+        env_nested_delimiter="__",
         env_file=".env",
         extra="forbid",
         validate_default=True,
     )
 
     #: Bound on a plugin's import, configuration and ``initialize``.
-    init_timeout: PositiveFloat = 30.0
+    init_timeout: Seconds = 30.0
     #: Bound on one ``health_check``.
-    health_timeout: PositiveFloat = 5.0
+    health_timeout: Seconds = 5.0
     #: Bound on one ``shutdown``.
-    shutdown_timeout: PositiveFloat = 10.0
+    shutdown_timeout: Seconds = 10.0
     #: Bound on one ``handle_request``.
-    request_timeout: PositiveFloat = 30.0
+    request_timeout: Seconds = 30.0
     #: A call into a platform that holds the event loop longer than this many
     #: seconds without yielding is logged as blocking it, naming the platform.
-    loop_block_threshold: PositiveFloat = 0.1
+    loop_block_threshold: Seconds = 0.1
     #: Seconds between health rounds under ``demi run``.
-    health_interval: PositiveFloat = 30.0
+    health_interval: Seconds = 30.0
     #: Bound on stopping everything, within an orchestrator's 30 s grace period.
-    stop_timeout: PositiveFloat = 25.0
+    stop_timeout: Seconds = 25.0
     #: The anyio backend the command line runs on.
     backend: Literal["asyncio", "trio"] = "asyncio"
     #: Log level for the command line.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     #: When set, the HTTP endpoints other than the probes require this bearer token.
+    #: Never empty: leave it unset to turn authentication off.
     http_token: SecretStr | None = None
     #: The entry-point group that platforms are discovered in.
     namespace: str = "demi.platforms"
-    #: Platform instances by name; the built-in ``echo`` when none are configured.
-    platforms: dict[str, PlatformSettings] = Field(default_factory=_default_platforms)
+    #: Platform instances by name (see :data:`INSTANCE_NAME_PATTERN`); the built-in
+    #: ``echo`` when none are configured.
+    platforms: dict[InstanceName, PlatformSettings] = Field(
+        default_factory=_default_platforms
+    )
 
     _config_file: Path | None = PrivateAttr(default=None)
+    # The same file as an absolute path, for reload_settings: a later change of the
+    # working directory must not make it read another file.
+    _config_path: Path | None = PrivateAttr(default=None)
+    _toml: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _overrides: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, **values: Any) -> None:
+        """Read every source; ``values`` take precedence over all of them."""
+        reading = reading_under_way.get() or Reading(resolve_config_file())
+        token = reading_under_way.set(reading)
+        try:
+            super().__init__(**values)
+        finally:
+            reading_under_way.reset(token)
+        self._config_file = reading.path
+        self._config_path = reading.path.absolute() if reading.path else None
+        self._toml = reading.toml
+        self._overrides = dict(values)
+
+    @field_validator("http_token")
+    @classmethod
+    def _token_not_empty(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and not token.get_secret_value().strip():
+            raise ValueError("must not be empty: unset it to turn authentication off")
+        return token
 
     @property
     def config_file(self) -> Path | None:
@@ -139,8 +193,9 @@ class DemiSettings(BaseSettings):
 
     def source_of(self, *loc: str) -> str:
         """Where the setting at ``loc`` (e.g. ``"platforms", "chat", "driver"``) came
-        from: an environment variable, ``.env``, the TOML file or the defaults."""
-        return source_of(loc, self._config_file)
+        from: the arguments, an environment variable, ``.env``, the TOML file or the
+        defaults."""
+        return source_of(loc, self._config_file, self._overrides, self._toml)
 
     @classmethod
     def settings_customise_sources(
@@ -151,15 +206,15 @@ class DemiSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Add the TOML file below the environment and ``.env``."""
+        """Read ``.env`` like the environment, and add the TOML file below both."""
         sources: list[PydanticBaseSettingsSource] = [
             init_settings,
             env_settings,
-            dotenv_settings,
+            DemiDotEnvSource(settings_cls),
         ]
-        toml_file = _config_file.get() or resolve_config_file()
-        if toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        reading = reading_under_way.get() or Reading(resolve_config_file())
+        if reading.path is not None:
+            sources.append(TomlSource(settings_cls, reading))
         return tuple(sources)
 
     def enabled_platforms(self) -> dict[str, PlatformSettings]:
@@ -169,15 +224,21 @@ class DemiSettings(BaseSettings):
 
 def resolve_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     """The TOML file to read: ``explicit``, else ``DEMI_CONFIG``, else ``./demi.toml``
-    if it exists, else none.
+    if it exists, else none. The path is absolute, so that the same file is meant
+    whatever the working directory is later.
 
-    :raises ConfigError: a file that was asked for by name does not exist.
+    :raises ConfigError: a file that was asked for by name does not exist or is a
+        directory.
     """
-    named = explicit or os.environ.get(f"{ENV_PREFIX}CONFIG")
+    named = explicit or os.environ.get(CONFIG_VARIABLE)
     if named:
         path = Path(named)
+        origin = "--config" if explicit else CONFIG_VARIABLE
+        if path.is_dir():
+            raise ConfigError(
+                f"config file {str(path)!r} (from {origin}) is a directory, not a file"
+            )
         if not path.is_file():
-            origin = "--config" if explicit else f"{ENV_PREFIX}CONFIG"
             raise ConfigError(
                 f"config file {str(path)!r} (from {origin}) does not exist"
             )
@@ -193,15 +254,49 @@ def load_settings(
 
     :param config_file: a TOML file to read instead of ``DEMI_CONFIG``/``./demi.toml``.
     :param overrides: values that take precedence over every source.
-    :raises ConfigError: naming each bad key and where it came from; values are never
-        shown, so secrets cannot leak through the message.
+    :raises ConfigError: naming each bad key and where it came from (the variable,
+        the ``.env`` file or the TOML file); an unknown ``DEMI_`` variable, a
+        variable that is not the JSON it must be, or a config file that is missing,
+        a directory or unreadable. Values are never shown, so secrets cannot leak
+        through the message.
     """
-    path = resolve_config_file(config_file)
-    token = _config_file.set(path)
+    return _build(resolve_config_file(config_file), overrides)
+
+
+def reload_settings(current: DemiSettings) -> DemiSettings:
+    """Read the settings again from the same sources as ``current``: the same TOML
+    file (however it was found), the environment, ``.env`` and the same arguments.
+
+    Never falls back to defaults: when ``current`` was read from a file that file
+    must still be there. Without a file, none is looked for (a ``demi.toml`` that
+    appeared since is not picked up).
+
+    :raises ConfigError: the file is gone, is a directory or cannot be read, or the
+        new settings are invalid (as :func:`load_settings`).
+    """
+    path = current._config_path
+    if path is not None:
+        if path.is_dir():
+            raise ConfigError(f"config file {str(path)!r} is a directory")
+        if not path.exists():
+            raise ConfigError(f"config file {str(path)!r} is gone")
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} is not a regular file")
+    return _build(path, current._overrides)
+
+
+def _build(path: Path | None, overrides: Mapping[str, Any]) -> DemiSettings:
+    fields = DemiSettings.model_fields
+    platform_fields = PlatformSettings.model_fields
+    check_variables(os.environ, "environment variable", fields, platform_fields)
+    dotenv = read_dotenv()
+    check_variables(
+        dotenv, ".env file, variable", fields, platform_fields, names_config_file=False
+    )
+    reading = Reading(path)
+    token = reading_under_way.set(reading)
     try:
-        settings = DemiSettings(**overrides)
-        settings._config_file = path
-        return settings
+        return DemiSettings(**overrides)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(
             f"config file {str(path)!r} is not valid TOML: {err}"
@@ -211,65 +306,16 @@ def load_settings(
             f"config file {str(path)!r} cannot be read: {err.strerror}"
         ) from None
     except UnicodeDecodeError as err:
-        # From the TOML file or the .env file: both must be UTF-8 text.
-        culprit = ".env file"
-        if path is not None and not _is_utf8(path):
-            culprit = f"config file {str(path)!r}"
+        # .env was read above, so this is the TOML file.
         raise ConfigError(
-            f"{culprit} cannot be read: not UTF-8 text ({err.reason} at byte {err.start})"
+            f"config file {str(path)!r} cannot be read: not UTF-8 text "
+            f"({err.reason} at byte {err.start})"
         ) from None
+    except SettingsError as err:
+        raise ConfigError(explain_settings_error(err, dotenv)) from None
     except ValidationError as err:
-        raise ConfigError(explain_validation_error(err, path, overrides)) from None
+        raise ConfigError(
+            explain_validation_error(err, path, overrides, reading.toml)
+        ) from None
     finally:
-        _config_file.reset(token)
-
-
-def _is_utf8(path: Path) -> bool:
-    try:
-        path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False
-    return True
-
-
-def explain_validation_error(
-    err: ValidationError, config_file: Path | None, overrides: Mapping[str, Any] = {}
-) -> str:
-    """One paragraph: each bad key, what is wrong with it and where it came from."""
-    problems = []
-    for detail in err.errors(include_input=False):
-        loc = tuple(str(part) for part in detail["loc"])
-        problems.append(
-            f"{'.'.join(loc) or '(top level)'}: {detail['msg']} "
-            f"(from {source_of(loc, config_file, overrides)})"
-        )
-    return "invalid configuration: " + "; ".join(problems)
-
-
-def source_of(
-    loc: Sequence[str], config_file: Path | None, overrides: Mapping[str, Any] = {}
-) -> str:
-    """Name where the setting at ``loc`` came from, as best it can be told."""
-    if loc and loc[0] in overrides:
-        return "arguments"
-    for depth in range(len(loc), 0, -1):
-        variable = ENV_PREFIX + ENV_DELIMITER.join(loc[:depth]).upper()
-        if variable in os.environ:
-            return f"environment variable {variable}"
-        if depth > 0 and _in_dotenv(variable):
-            return f".env file, {variable}"
-    if config_file is not None:
-        return f"config file {str(config_file)!r}"
-    return "defaults"
-
-
-def _in_dotenv(variable: str) -> bool:
-    try:
-        text = Path(".env").read_text(encoding="utf-8")
-    except OSError:
-        return False
-    return any(
-        line.strip().removeprefix("export ").split("=", 1)[0].strip().upper()
-        == variable
-        for line in text.splitlines()
-    )
+        reading_under_way.reset(token)

@@ -1,5 +1,9 @@
-"""Placeholder until the config stream lands: one function prepares a plugin's
-config. (Replaced by the full version on merge.)"""
+"""Preparing one platform instance's configuration for its ``initialize``.
+
+One function, :func:`prepare_config`, used by the plugin manager, the conductor, the
+command line and the conformance kit, so that a platform is configured the same way
+wherever it is driven.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,19 @@ import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .secrets import register_secrets
+from pydantic import BaseModel, ValidationError
+
+from ..exceptions import PlatformConfigError, PluginLoadError
+from ._sources import format_loc
+from .secrets import register_secrets, scrub
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
-
     from .config import DemiSettings
 
 __all__ = ["prepare_config"]
+
+# A plugin's exception text is cut to this many characters in a message.
+_MAX_TEXT = 300
 
 
 def prepare_config(
@@ -24,20 +33,74 @@ def prepare_config(
     instance: str,
     settings: DemiSettings | None = None,
 ) -> dict[str, Any]:
-    """A fresh, validated copy of ``raw`` for the platform ``instance``."""
-    options = copy.deepcopy(dict(raw))
-    register_secrets(options)
-    if model is None:
-        return options
-    from pydantic import ValidationError
+    """The configuration to pass to the ``initialize`` of ``instance``.
 
+    ``raw`` is deep-copied first, so a platform that changes what it is given can
+    never change the stored settings; every call returns a fresh object. With a
+    ``model`` (the driver's ``config_model``) the copy is validated and
+    ``model.model_dump()`` returned (``SecretStr`` values stay ``SecretStr``). Secret
+    values, before and after validation, are registered so that they are scrubbed
+    from any text.
+
+    :param model: the driver's ``config_model``, or ``None`` to pass ``raw`` on as is.
+    :param raw: the instance's ``config`` table.
+    :param instance: the instance's name, for messages.
+    :param settings: where ``raw`` came from, to name the source of a bad key;
+        without them the source is said to be the arguments.
+    :raises PlatformConfigError: ``raw`` fails the model (the operator's mistake);
+        each bad key is named as ``platforms.NAME.config.FIELD``, with what is wrong
+        and where it came from, never its value.
+    :raises PluginLoadError: the model itself failed, raising anything at all other
+        than a validation error (the plugin's fault); the original exception is
+        its ``__cause__``.
+    """
+    data = copy.deepcopy(dict(raw))
+    register_secrets(data)
+    if model is None:
+        return data
     try:
-        dumped = model.model_validate(options).model_dump()
+        options = model.model_validate(data).model_dump()
     except ValidationError as err:
-        fields = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(config)'}: {e['msg']}"
-            for e in err.errors(include_input=False)
-        )
-        raise ValueError(f"rejected its configuration: {fields}") from None
-    register_secrets(dumped)
-    return dumped
+        raise _rejected(err, instance, settings) from None
+    except BaseException as err:  # anything at all: the model is the plugin's code
+        raise PluginLoadError(
+            instance,
+            f"plugin {instance!r} config_model raised {type(err).__name__}: "
+            f"{_text(err)}",
+        ) from err
+    register_secrets(options)
+    return options
+
+
+def _rejected(
+    err: ValidationError, instance: str, settings: DemiSettings | None
+) -> PlatformConfigError:
+    problems: list[tuple[str, str]] = []
+    explained: list[str] = []
+    for detail in err.errors(include_input=False):
+        inner = tuple(detail["loc"])
+        key = format_loc(inner) or "(config)"
+        what = scrub(detail["msg"])
+        loc = ("platforms", instance, "config", *inner)
+        parts = tuple(str(part) for part in loc if part != "[key]")
+        source = settings.source_of(*parts) if settings is not None else "arguments"
+        problems.append((key, what))
+        explained.append(f"{format_loc(loc)}: {what} (from {source})")
+    return PlatformConfigError(
+        instance,
+        f"invalid configuration of platform {instance!r}: " + "; ".join(explained),
+        tuple(problems),
+    )
+
+
+def _text(err: BaseException) -> str:
+    # A plugin's exception may not even turn into text; it may also carry a secret.
+    try:
+        text = str(err)
+    except BaseException:  # its __str__ is the plugin's code too
+        return f"<{type(err).__name__} that cannot be shown>"
+    text = "".join(char if char.isprintable() else " " for char in text)
+    text = scrub(" ".join(text.split()))
+    if len(text) > _MAX_TEXT:
+        text = text[:_MAX_TEXT] + "..."
+    return text or "(no message)"

@@ -86,8 +86,13 @@ def describe(err: BaseException) -> str:
     message; scrubbed, bounded, and safe against a ``__str__`` that raises."""
     if isinstance(err, PluginRaised):
         err = err.original
-    text = safe_text(err)
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+    kind = type(err).__name__
+    try:
+        text = str(err)
+    except BaseException:  # noqa: BLE001 (plugin code: anything may come out)
+        return f"{kind} (its message could not be read)"
+    text = safe_text(text)
+    return f"{kind}: {text}" if text else kind
 
 
 # -- whose time is it ---------------------------------------------------------

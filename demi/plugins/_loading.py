@@ -44,10 +44,12 @@ async def start(
         options = prepare_config(
             plugin_cls.config_model, slot.config, instance=slot.label, settings=settings
         )
-    except DemiError as err:
+    except PluginLoadError as err:  # its config_model broke: the plugin's failure
+        slot.platform = None
+        slot.lifecycle.move_to(PluginState.FAILED, str(err))
+        raise
+    except DemiError as err:  # the configuration given is wrong
         raise _fail(slot, str(err)) from None
-    except Exception as err:  # a validator that raised something of its own
-        raise _fail(slot, describe(err)) from None
     remaining = max(settings.init_timeout - (anyio.current_time() - began), 0.001)
     shutdown_bounds = {
         "timeout": settings.shutdown_timeout,

@@ -16,8 +16,8 @@ import anyio
 import pytest
 
 from ..core.config import DemiSettings
-from ..core.secrets import register_secrets
-from ..exceptions import PluginValidationError
+from ..core.prepare import prepare_config
+from ..exceptions import PlatformConfigError, PluginLoadError, PluginValidationError
 from ..platforms.base import BasePlatform, PluginHealth
 from ..platforms.sync import SyncPlatform
 from ..plugins.discovery import validate_plugin_class
@@ -32,6 +32,10 @@ BACKENDS = ("asyncio", "trio")
 #: Seconds after which the cancellation checks cancel a call: at its first
 #: checkpoint, then a little later, so that cancellation lands at different points.
 CANCEL_AFTER = (0.0, 0.001, 0.01)
+
+
+# The instance name the checks configure the platform under, for messages.
+_INSTANCE = "conformance"
 
 
 def _default_timeout(name: str) -> float:
@@ -296,28 +300,23 @@ class PlatformConformance:
             ) from err
 
     def _prepared(self, config: Mapping[str, Any], attribute: str) -> dict[str, Any]:
-        """``config`` as the manager would pass it to initialize."""
+        """``config`` as the manager passes it to initialize: through
+        :func:`~demi.core.prepare.prepare_config`, the one preparation there is."""
         cls = self._platform_class()
-        register_secrets(dict(config))
-        model = cls.config_model
-        if model is None:
-            return dict(config)
-        from pydantic import ValidationError
-
         try:
-            options = model.model_validate(config).model_dump()
-        except ValidationError as err:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']) or '(config)'} "
-                f"({error['msg']})"
-                for error in err.errors(include_input=False)
-            )
+            return prepare_config(cls.config_model, config, instance=_INSTANCE)
+        except PlatformConfigError as err:
+            problems = "; ".join(f"{key} ({what})" for key, what in err.problems)
             raise AssertionError(
                 f"{attribute} must pass {label(cls)}.config_model, but it fails on "
                 f"{sentence_part(problems)}."
             ) from None
-        register_secrets(options)
-        return options
+        except PluginLoadError as err:
+            # The message already shows what the model raised, safely.
+            raise AssertionError(
+                f"{attribute} must pass {label(cls)}.config_model, but "
+                f"{sentence_part(str(err))}."
+            ) from None
 
     def _requests(self) -> Sequence[Mapping[str, Any]]:
         if not self.sample_requests:
