@@ -928,6 +928,7 @@ async def test_default_policy_gives_up_on_a_platform_that_never_comes_back(
     assert snapshot["platforms"]["doomed"]["last_restart_reason"] == reason
     labels = {"platform": "doomed", "reason": reason}
     assert sample(text, "demi_platform_restarts_total", **labels) == 5
+    assert sample(text, "demi_platform_up", platform="doomed") == 0
 
 
 @asynccontextmanager
@@ -1039,6 +1040,29 @@ async def test_a_restart_asked_for_while_stopping_starts_nothing() -> None:
     assert counted.inits == 1
     assert supervisor.record("primary").restarts == 0
     assert told == []
+
+
+async def test_the_supervisor_restarts_nothing_once_the_conductor_stops() -> None:
+    """A restart decided before a stop, still in its backoff when the stop comes,
+    starts nothing; nor does the policy restart the platforms the stop stopped."""
+    sick = patient(healthy_checks=0)
+    conductor = make_conductor(
+        {"sick": sick},
+        primary=spec("sick", failure_threshold=1, backoff_initial=0.2, backoff_max=0.2),
+    )
+    supervisor = Supervisor(conductor, interval=0.01, rng=lambda: 1.0)
+    record = supervisor.record("primary")
+    async with anyio.create_task_group() as group:
+        await conductor.start()
+        await group.start(supervisor.run)
+        await until(supervisor, lambda: record.restarting)
+        await conductor.stop()
+        await until(supervisor, lambda: not record.restarting)
+        await rounds(supervisor, 5)
+        group.cancel_scope.cancel()
+    assert sick.inits == 1
+    assert record.restarts == 0
+    assert state_of(conductor, "primary") is not PluginState.ACTIVE
 
 
 async def test_after_a_restart_snapshot_readiness_and_metrics_agree() -> None:
