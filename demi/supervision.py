@@ -1,77 +1,72 @@
-"""Supervision: periodic health rounds, restart policies and readiness.
+"""Supervision: periodic health rounds, restart policies, readiness and liveness.
 
-The supervisor keeps, per instance, a short history of health results and applies
-its platform's restart policy (``restart``, ``failure_threshold``, ``backoff_initial``,
-``backoff_max``, ``max_restarts`` in ``restart_window``) the way an OTP supervisor
-does, with exponential backoff and jitter between attempts. Probes read its latest
-results; they never run a health check themselves.
+Health rounds. Every ``interval`` seconds each active instance is checked, each check
+a task of its own; a round lasts at most ``health_timeout`` plus a short grace, so a
+check that ignores cancellation is recorded ``unhealthy`` (and not checked again
+until it ends) while every other instance keeps being checked on time. The latest
+result of an instance has one owner, the plugin manager (``InstanceStatus.health``);
+probes, ``snapshot()`` and the metrics read it there and never run a check themselves.
+The supervisor keeps a short history of its own for the restart policy.
+
+Restart policy, per platform (``restart``, ``failure_threshold``, ``backoff_initial``,
+``backoff_max``, ``max_restarts``, ``restart_window``), the way an OTP supervisor does
+it, with exponential backoff and jitter between attempts:
+
+* An instance is restarted when it is ``failed`` (or ``stopped``), or after
+  ``failure_threshold`` consecutive unhealthy checks.
+* The supervisor counts its restarts of an instance since the instance was last
+  *stably healthy*: no unhealthy check over a span of at least ``restart_window``
+  seconds (first to last check of a healthy streak, so at least two checks whatever
+  the interval). That count resets to zero then; it is also the backoff attempt.
+* When a restart is due and that count has reached ``max_restarts``, the supervisor
+  gives up: it logs CRITICAL and fails the instance (``gave_up`` in ``snapshot()``,
+  readiness false if it is required) until :meth:`Supervisor.reset` (a reload) or an
+  operator restart. So an instance that never comes back is given up on after
+  exactly ``max_restarts`` restarts, for any ``interval``, each restart at most
+  ``failure_threshold`` rounds (each ``interval + health_timeout + grace`` at most)
+  plus ``backoff_max`` plus the restart itself after the previous one.
+* Operator restarts (:meth:`Supervisor.restart`) count in ``restarts`` and the
+  metrics, with their reason, but not towards ``max_restarts``; they forget a give-up.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from ._health_round import CheckRunner, log_result, log_round
+from ._probes import readiness, snapshot
+from ._restarts import HISTORY, RESTART_REASONS, InstanceRecord, backoff_delay
 from .conductor import Conductor
-from .core.config import PlatformSettings
 from .core.logger import get_logger
+from .exceptions import DemiError, PluginNotFoundError
 from .platforms.base import HealthStatus, PluginHealth
 from .plugins.base import PluginState
 
-__all__ = ["InstanceRecord", "Supervisor", "backoff_delay"]
+__all__ = [
+    "GRACE",
+    "HISTORY",
+    "RESTART_REASONS",
+    "InstanceRecord",
+    "Supervisor",
+    "backoff_delay",
+]
 
 LOG = get_logger(__name__)
 
-#: Health results kept per instance.
-HISTORY = 10
+#: Seconds a health check may run past ``health_timeout`` before it is given up on.
+GRACE = 5.0
 
-#: Told when the supervisor restarts an instance (instance name).
-RestartObserver = Callable[[str], None]
+#: Told of each restart: the instance name and why (one of :data:`RESTART_REASONS`,
+#: or the reason given to :meth:`Supervisor.restart`).
+RestartObserver = Callable[[str, str], None]
 #: Told of each round's results, by instance name.
 RoundObserver = Callable[[dict[str, PluginHealth]], None]
-
-
-def backoff_delay(
-    attempt: int, spec: PlatformSettings, rng: Callable[[], float] = random.random
-) -> float:
-    """Seconds to wait before restart attempt ``attempt`` (0-based).
-
-    ``backoff_initial`` doubling per attempt up to ``backoff_max``, then "equal
-    jitter": somewhere between half of that and all of it, so a fleet of replicas
-    does not retry in lockstep.
-    """
-    ceiling = min(spec.backoff_max, spec.backoff_initial * 2.0**attempt)
-    return ceiling / 2 + rng() * ceiling / 2
-
-
-@dataclass(slots=True)
-class InstanceRecord:
-    """What the supervisor remembers about one instance."""
-
-    history: deque[PluginHealth] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    consecutive_failures: int = 0
-    #: Restarts done so far, in total.
-    restarts: int = 0
-    #: Monotonic times of recent restarts, for the intensity limit.
-    recent: deque[float] = field(default_factory=deque)
-    #: Attempts since the instance was last healthy (drives the backoff).
-    attempts: int = 0
-    #: A restart is scheduled or running.
-    restarting: bool = False
-    #: Why the supervisor gave up, once the intensity limit was exceeded.
-    gave_up: str | None = None
-
-    @property
-    def latest(self) -> PluginHealth | None:
-        """The newest health result, if any."""
-        return self.history[-1] if self.history else None
 
 
 class Supervisor:
@@ -80,6 +75,8 @@ class Supervisor:
     :param conductor: the running conductor whose instances it watches.
     :param interval: seconds between rounds (``DEMI_HEALTH_INTERVAL`` by default).
     :param rng: jitter source, ``random.random`` by default.
+    :param grace: seconds a health check may outlive ``health_timeout`` before it is
+        given up on as ignoring cancellation.
     """
 
     def __init__(
@@ -88,12 +85,15 @@ class Supervisor:
         *,
         interval: float | None = None,
         rng: Callable[[], float] = random.random,
+        grace: float = GRACE,
     ) -> None:
         self.conductor = conductor
         self.interval = (
             interval if interval is not None else conductor.settings.health_interval
         )
+        self.grace = grace
         self._rng = rng
+        self._checks = CheckRunner(conductor, grace)
         self._records: dict[str, InstanceRecord] = {}
         self._observers: list[RestartObserver] = []
         self._round_observers: list[RoundObserver] = []
@@ -103,9 +103,11 @@ class Supervisor:
         #: Number of rounds completed.
         self.rounds = 0
         self._round_done = anyio.Event()
+        # Liveness counts from here until the first round completes.
+        self._since = time.monotonic()
 
     def add_restart_observer(self, observer: RestartObserver) -> None:
-        """Call ``observer(instance)`` after each restart attempt."""
+        """Call ``observer(instance, reason)`` after each restart attempt."""
         self._observers.append(observer)
 
     def add_round_observer(self, observer: RoundObserver) -> None:
@@ -121,10 +123,13 @@ class Supervisor:
     async def run(
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Run rounds until cancelled. Restarts run beside the rounds, so a slow
-        restart never delays another instance's health check."""
+        """Run rounds until cancelled. Health checks and restarts run as tasks of
+        their own beside the rounds, so neither a stuck check nor a slow restart
+        delays another instance's health check. A check that ignores cancellation
+        still holds up the end of this call until it ends by itself."""
         async with anyio.create_task_group() as group:
             self._group = group
+            self._since = time.monotonic()
             task_status.started()
             try:
                 while True:
@@ -139,25 +144,28 @@ class Supervisor:
         await self._round_done.wait()
 
     async def round(self) -> dict[str, PluginHealth]:
-        """One health round over every active instance, then the restart policy."""
+        """One health round over every active instance, then the restart policy.
+
+        Bounded by ``health_timeout`` plus the grace while :meth:`run` runs; called
+        on its own, it waits for its checks to end before returning.
+        """
         # A restart under way may finish while the checks run, so their results for
         # it may describe the old platform: they must not count against the new one.
         restarting = {name for name, r in self._records.items() if r.restarting}
-        results = await self.conductor.check_health()
+        if self._group is not None:
+            results = await self._checks.round(self._group)
+        else:
+            async with anyio.create_task_group() as group:
+                results = await self._checks.round(group)
+        changed = False
         for status in self.conductor.instances():
             name = status.instance
             record = self.record(name)
             health = results.get(name)
             if health is not None and name not in restarting:
-                record.history.append(health)
-                if health.status is HealthStatus.UNHEALTHY:
-                    record.consecutive_failures += 1
-                else:
-                    record.consecutive_failures = 0
-                    record.attempts = 0
-                self._log_health(name, health)
-            self._apply_policy(name, status.state, record)
-        self._log_round(results)
+                changed |= self._observe(name, health, record)
+            changed |= self._apply_policy(name, status.state, record)
+        log_round(self.rounds + 1, results, changed)
         for observer in self._round_observers:
             observer(results)
         self.last_round = time.monotonic()
@@ -166,156 +174,158 @@ class Supervisor:
         done.set()
         return results
 
-    def _log_round(self, results: dict[str, PluginHealth]) -> None:
-        counts: dict[str, int] = {}
-        for health in results.values():
-            counts[health.status.value] = counts.get(health.status.value, 0) + 1
-        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        LOG.info(
-            "health round %d: %s", self.rounds + 1, summary or "no active platform"
-        )
-
-    def _log_health(self, name: str, health: PluginHealth) -> None:
-        if health.status is HealthStatus.HEALTHY:
-            LOG.debug("platform %s: healthy (%.1f ms)", name, health.response_time_ms)
+    def _observe(self, name: str, health: PluginHealth, record: InstanceRecord) -> bool:
+        """Count one result; return whether the instance's status changed."""
+        previous = record.history[-1].status if record.history else None
+        record.history.append(health)
+        now = time.monotonic()
+        if health.status is HealthStatus.UNHEALTHY:
+            record.consecutive_failures += 1
+            record.healthy_since = None
         else:
-            LOG.warning(
-                "platform %s: %s (%.1f ms): %s",
-                name, health.status.value, health.response_time_ms, health.error_message,
-            )  # fmt: skip
+            record.consecutive_failures = 0
+            spec = self.conductor.spec_of(name)
+            if record.healthy_since is None:
+                record.healthy_since = now
+            elif spec is not None and now - record.healthy_since >= spec.restart_window:
+                record.unstable_restarts = 0  # stably healthy: a fresh start
+        log_result(name, health)
+        return previous is not health.status
 
     def _apply_policy(
         self, name: str, state: PluginState | None, record: InstanceRecord
-    ) -> None:
+    ) -> bool:
+        """Schedule a restart or give up if due; return whether it did either."""
         spec = self.conductor.spec_of(name)
         if (
             spec is None
             or spec.restart == "never"
             or record.restarting
             or record.gave_up
+            or not self.conductor.accepting
         ):
-            return
+            return False
         unhealthy = record.consecutive_failures >= spec.failure_threshold
         failed = state in (PluginState.FAILED, PluginState.STOPPED)
         if not (unhealthy or failed):
-            return
-        now = time.monotonic()
-        while record.recent and now - record.recent[0] > spec.restart_window:
-            record.recent.popleft()
-        if len(record.recent) >= spec.max_restarts:
-            record.gave_up = f"gave up after {len(record.recent)} restarts in {spec.restart_window:g}s"
+            return False
+        if record.unstable_restarts >= spec.max_restarts:
+            record.gave_up = (
+                f"gave up after {record.unstable_restarts} restart(s) without "
+                f"{spec.restart_window:g}s of health"
+            )
             LOG.critical("platform %s: %s; it stays failed", name, record.gave_up)
             if self._group is not None:
                 self._group.start_soon(self.conductor.fail, name, record.gave_up)
-            return
+            return True
         if self._group is None:
-            return
+            return False
         record.restarting = True
-        delay = backoff_delay(record.attempts, spec, self._rng)
-        reason = (
-            "failed" if failed else f"{record.consecutive_failures} unhealthy checks"
-        )
-        LOG.warning("platform %s: %s; restarting in %.2fs", name, reason, delay)
-        self._group.start_soon(self._restart, name, delay)
+        delay = backoff_delay(record.unstable_restarts, spec, self._rng)
+        reason = "failed" if failed else "unhealthy"
+        why = "failed" if failed else f"{record.consecutive_failures} unhealthy checks"
+        LOG.warning("platform %s: %s; restarting in %.2fs", name, why, delay)
+        self._group.start_soon(self._restart, name, delay, reason)
+        return True
 
-    async def _restart(self, name: str, delay: float) -> None:
+    async def _restart(self, name: str, delay: float, reason: str) -> None:
         record = self.record(name)
+        attempted = False
         try:
             await anyio.sleep(delay)
-            record.attempts += 1
-            record.restarts += 1
-            record.recent.append(time.monotonic())
-            ok = await self.conductor.restart(name)
-            record.consecutive_failures = 0
+            if not self.conductor.accepting:
+                LOG.info("platform %s: restart skipped: demi is stopping", name)
+                return
+            record.unstable_restarts += 1
+            record.healthy_since = None
+            attempted = True
+            ok = await self._restart_now(name, reason)
             LOG.info("platform %s: restart %s", name, "succeeded" if ok else "failed")
-        except Exception as err:  # an instance removed by reload, for instance
+        except DemiError as err:  # an instance removed by reload, for instance
             LOG.warning("platform %s: restart skipped: %s", name, err)
         finally:
             record.restarting = False
+        if attempted:
+            self._notify(name, reason)
+
+    async def _restart_now(self, name: str, reason: str) -> bool:
+        """Restart ``name`` and count it, whoever asked."""
+        record = self.record(name)
+        record.restarts += 1
+        record.last_restart_reason = reason
+        try:
+            return await self.conductor.restart(name)
+        finally:
+            record.consecutive_failures = 0
+
+    def _notify(self, name: str, reason: str) -> None:
         for observer in self._observers:
-            observer(name)
+            observer(name, reason)
 
     # -- operator commands ----------------------------------------------------
 
     async def restart(self, instance: str, *, reason: str) -> bool:
         """Restart ``instance`` now because someone asked (``reason``, for example
-        ``"operator"``); it counts as a restart like the supervisor's own.
+        ``"operator"``). It counts in ``restarts`` and the metrics like the
+        supervisor's own restarts, and forgets a give-up (see :meth:`reset`); it
+        does not count towards ``max_restarts``.
 
-        :returns: whether it is active again.
+        :returns: whether it is active again; ``False`` without doing anything while
+            the conductor is not accepting requests (stopping).
+        :raises PluginNotFoundError: no such instance is configured.
         """
+        if self.conductor.spec_of(instance) is None:
+            raise PluginNotFoundError(
+                instance, f"no platform instance {instance!r} to restart"
+            )
+        if not self.conductor.accepting:
+            LOG.warning(
+                "platform %s: %s restart refused: demi is stopping", instance, reason
+            )
+            return False
+        self.reset(instance)
         record = self.record(instance)
-        record.restarts += 1
+        # Results of checks that began before it must not count against the new one.
+        mine = not record.restarting
+        record.restarting = True
         try:
-            return await self.conductor.restart(instance)
+            ok = await self._restart_now(instance, reason)
         finally:
-            for observer in self._observers:
-                observer(instance)
+            if mine:
+                record.restarting = False
+        LOG.info(
+            "platform %s: %s restart %s", instance, reason, "done" if ok else "failed"
+        )
+        self._notify(instance, reason)
+        return ok
 
     def liveness(self) -> str | None:
-        """Why this supervisor is not alive (health rounds stopped), or ``None``."""
-        return None
+        """Why this supervisor is not alive, or ``None``: health rounds have stopped
+        when none completed for ``3 × interval + health_timeout + grace`` seconds
+        (a round takes at most ``health_timeout + grace``, then waits ``interval``)."""
+        limit = 3 * self.interval + self.conductor.settings.health_timeout + self.grace
+        since = self.last_round if self.last_round is not None else self._since
+        age = time.monotonic() - since
+        if age <= limit:
+            return None
+        return f"no health round completed for {age:.1f}s (limit {limit:g}s)"
 
     def reset(self, instance: str | None = None) -> None:
-        """Forget that the supervisor gave up on ``instance`` (all when ``None``), so
-        the next round retries it: what an operator command or a reload does."""
+        """Forget that the supervisor gave up on ``instance`` (all when ``None``) and
+        its restart count, so the next round retries it: what an operator command or
+        a reload does."""
         names = [instance] if instance is not None else list(self._records)
         for name in names:
             record = self.record(name)
             record.gave_up = None
-            record.recent.clear()
-            record.attempts = 0
+            record.unstable_restarts = 0
 
     # -- what probes read -----------------------------------------------------
 
     def readiness(self) -> tuple[bool, dict[str, str]]:
         """Whether every required instance is active and healthy, and if not, why."""
-        problems: dict[str, str] = {}
-        if not self.conductor.accepting:
-            problems["demi"] = "not accepting requests"
-        for status in self.conductor.instances():
-            if not status.required:
-                continue
-            record = self.record(status.instance)
-            latest = record.latest
-            if record.gave_up:
-                problems[status.instance] = record.gave_up
-            elif status.state is not PluginState.ACTIVE:
-                state = status.state.value if status.state else "not started"
-                problems[status.instance] = (
-                    f"{state}: {status.error or 'no reason recorded'}"
-                )
-            elif latest is not None and latest.status is not HealthStatus.HEALTHY:
-                problems[status.instance] = (
-                    f"{latest.status.value}: {latest.error_message}"
-                )
-        return not problems, problems
+        return readiness(self.conductor, self.record)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything ``GET /health`` shows."""
-        platforms: dict[str, Any] = {}
-        for status in self.conductor.instances():
-            record = self.record(status.instance)
-            latest = record.latest
-            platforms[status.instance] = {
-                "driver": status.driver,
-                "state": status.state.value if status.state else None,
-                "health": latest.status.value if latest else HealthStatus.UNKNOWN.value,
-                "error": status.error or (latest.error_message if latest else None),
-                "consecutive_failures": record.consecutive_failures,
-                "restarts": record.restarts,
-                "required": status.required,
-                "gave_up": record.gave_up,
-                "response_time_ms": latest.response_time_ms if latest else None,
-                "last_check": latest.last_check.isoformat() if latest else None,
-                "in_flight": status.in_flight,
-                "seconds_in_state": dict(status.time_in_states),
-            }
-        ready, _ = self.readiness()
-        worst = {p["health"] for p in platforms.values()}
-        if not ready or "unhealthy" in worst:
-            overall = "unhealthy" if not ready else "degraded"
-        elif "degraded" in worst or "unknown" in worst:
-            overall = "degraded"
-        else:
-            overall = "healthy"
-        return {"status": overall, "ready": ready, "platforms": platforms}
+        return snapshot(self.conductor, self.record)

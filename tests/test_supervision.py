@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -11,12 +12,15 @@ from typing import Any, ClassVar
 
 import anyio
 import pytest
+from demi_testplugins.health_ignores_cancel import IgnoresCancelPlatform
+from prometheus_client.parser import text_string_to_metric_families
 
 from demi import DemiSettings, PluginManager, PluginState
 from demi import supervision as supervision_module
 from demi.conductor import Conductor
 from demi.core.config import PlatformSettings
 from demi.exceptions import PluginLoadError
+from demi.http.metrics import Metrics
 from demi.platforms import BasePlatform, HealthStatus, PluginHealth
 from demi.platforms.echo import EchoPlatform
 from demi.supervision import HISTORY, Supervisor, backoff_delay
@@ -252,8 +256,7 @@ async def test_round_keeps_a_bounded_history_and_counts_failures() -> None:
     assert len(primary.history) == HISTORY
     assert primary.consecutive_failures == HISTORY + 5 - 2
     assert steady.consecutive_failures == 0
-    assert primary.latest is not None
-    assert primary.latest.status is HealthStatus.UNHEALTHY
+    assert primary.history[-1].status is HealthStatus.UNHEALTHY
     assert supervisor.rounds == HISTORY + 5
     assert supervisor.last_round is not None
 
@@ -386,7 +389,7 @@ async def test_unhealthy_required_platform_is_restarted_and_readiness_recovers(
         supervisor.add_round_observer(
             lambda _: readiness.append(supervisor.readiness()[0])
         )
-        supervisor.add_restart_observer(restarted.append)
+        supervisor.add_restart_observer(lambda name, why: restarted.append((name, why)))
         traffic = Traffic(conductor, "steady")
         group.start_soon(traffic.run)
         record = supervisor.record("primary")
@@ -395,7 +398,7 @@ async def test_unhealthy_required_platform_is_restarted_and_readiness_recovers(
         reply = await conductor.dispatch("primary", {"after": "restart"})
         group.cancel_scope.cancel()
     assert flips(readiness) == [True, False, True]
-    assert restarted == ["primary"]
+    assert restarted == [("primary", "unhealthy")]
     assert delays == [(0, INITIAL)]
     assert flaky.inits == 2
     assert flaky.shutdowns >= 1
@@ -417,7 +420,7 @@ async def test_a_check_of_the_old_instance_does_not_count_against_the_new_one() 
     restarted = anyio.Event()
     # Rounds are driven by hand; run() only provides the group restarts run in.
     async with supervised(conductor, interval=60) as supervisor:
-        supervisor.add_restart_observer(lambda _: restarted.set())
+        supervisor.add_restart_observer(lambda *_: restarted.set())
         record = supervisor.record("primary")
         old = flaky.instances[0]
         old.sick = True
@@ -518,11 +521,14 @@ async def test_giving_up_is_logged_loudly(caplog: pytest.LogCaptureFixture) -> N
     assert "gave up" in loud[0].getMessage()
 
 
-async def test_restarts_older_than_the_window_do_not_count(
+async def test_a_platform_that_never_stays_healthy_is_given_up_on_however_slowly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Only restarts within restart_window count towards max_restarts: with the clock
-    moved past the window each time it keeps restarting, and gives up once it is not."""
+    """Restarts count until the platform has been stably healthy, not within a sliding
+    window: with the clock moved past restart_window before every round (restarts
+    slower than the window, as with the default 30 s interval and 60 s window) a
+    platform that never recovers is still given up on after max_restarts restarts.
+    (This replaces the sliding-window test: that limit could never be reached.)"""
     clock = [1000.0]
     monkeypatch.setattr(
         supervision_module, "time", SimpleNamespace(monotonic=lambda: clock[0])
@@ -531,7 +537,7 @@ async def test_restarts_older_than_the_window_do_not_count(
     conductor = make_conductor(
         {"hopeless": hopeless},
         primary=spec(
-            "hopeless", failure_threshold=1, max_restarts=1, restart_window=10
+            "hopeless", failure_threshold=1, max_restarts=2, restart_window=10
         ),
     )
     done = [anyio.Event()]
@@ -543,17 +549,18 @@ async def test_restarts_older_than_the_window_do_not_count(
 
     # Rounds are driven by hand; run() only provides the group restarts run in.
     async with supervised(conductor, interval=60) as supervisor:
-        supervisor.add_restart_observer(lambda _: done[0].set())
+        supervisor.add_restart_observer(lambda *_: done[0].set())
         record = supervisor.record("primary")
         await restarted()  # run()'s first round found it unhealthy
-        for _ in range(3):
-            clock[0] += 11
-            await supervisor.round()
-            await restarted()
+        clock[0] += 11
+        await supervisor.round()
+        await restarted()
         assert record.gave_up is None
-        await supervisor.round()  # the last restart is still within the window
-    assert record.restarts == 4
+        clock[0] += 11
+        await supervisor.round()
+    assert record.restarts == 2
     assert record.gave_up is not None
+    assert "2 restart(s)" in record.gave_up
 
 
 async def test_max_restarts_zero_gives_up_at_once() -> None:
@@ -753,3 +760,365 @@ async def test_snapshot_has_the_documented_shape() -> None:
     assert entry["consecutive_failures"] == 0
     assert entry["restarts"] == 0
     assert entry["seconds_in_state"]["active"] >= 0
+
+
+# -- promises: stuck checks, liveness, give-up under defaults, who restarted ----
+
+
+def real_conductor(
+    *,
+    interval: float = 0.05,
+    health_timeout: float = 1.0,
+    **platforms: PlatformSettings,
+) -> Conductor:
+    """A conductor over the installed entry points (tests/fixture_dist)."""
+    settings = DemiSettings(
+        health_interval=interval,
+        health_timeout=health_timeout,
+        stop_timeout=10,
+        platforms=platforms,
+    )
+    return Conductor(settings)
+
+
+def health_of(conductor: Conductor, instance: str) -> PluginHealth | None:
+    """The manager's latest health result of one instance (its one owner)."""
+    return next(s.health for s in conductor.instances() if s.instance == instance)
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of a Prometheus exposition."""
+    for family in text_string_to_metric_families(text):
+        for item in family.samples:
+            if item.name == name and item.labels == labels:
+                return float(item.value)
+    raise AssertionError(f"no sample {name}{labels}")
+
+
+async def test_a_check_deaf_to_cancellation_does_not_hold_up_rounds() -> None:
+    """A health check deaf to cancellation (until its platform shuts down) is given
+    up on once its timeout and grace have passed: its instance is recorded unhealthy
+    with the reason, no second check of it starts while the first still runs, and
+    the rounds go on for the platforms beside it: a good one, and one that swallows
+    the cancellation once (the manager's timeout bounds that one, round after round)."""
+    stuck_class = IgnoresCancelPlatform  # what the entry point names
+    stuck_class.begun = 0
+    conductor = real_conductor(
+        interval=0.05,
+        health_timeout=0.1,
+        deaf=PlatformSettings(
+            driver="health_ignores_cancel",
+            restart="never",
+            required=True,
+        ),
+        fine=PlatformSettings(driver="good"),
+        once=PlatformSettings(driver="health_swallows_cancel", restart="never"),
+    )
+    seen: list[dict[str, PluginHealth]] = []
+    supervisor = Supervisor(conductor, interval=0.05, grace=0.1)
+    supervisor.add_round_observer(seen.append)
+    # The conductor stops first: the deaf check ends only when its platform shuts down.
+    async with anyio.create_task_group() as group:
+        async with conductor:
+            await group.start(supervisor.run)
+            with anyio.fail_after(10):
+                await supervisor.wait_round()
+                first = len(seen)
+                await rounds(supervisor, 5)
+            still_running = stuck_class.running
+            begun = stuck_class.begun
+            verdict = health_of(conductor, "deaf")
+            ready, problems = supervisor.readiness()
+        group.cancel_scope.cancel()
+    assert stuck_class.running == 0
+    later = seen[first - 1 :]
+    assert len(later) >= 6
+    assert all(r["fine"].status is HealthStatus.HEALTHY for r in later)
+    assert all(
+        "did not finish within" in (r["once"].error_message or "") for r in later
+    )
+    assert all(r["deaf"].status is HealthStatus.UNHEALTHY for r in later)
+    assert "ignores cancellation" in (later[-1]["deaf"].error_message or "")
+    assert still_running == 1 and begun == 1
+    assert verdict is not None and verdict.status is HealthStatus.UNHEALTHY
+    assert "within 0.1s of its 0.1s timeout" in (verdict.error_message or "")
+    assert not ready and "ignores cancellation" in problems["deaf"]
+
+
+async def test_liveness_reports_when_health_rounds_stop() -> None:
+    """liveness() is None while rounds complete and names the silence once none has
+    completed for 3 x interval + health_timeout + grace."""
+    conductor = real_conductor(
+        interval=0.02, health_timeout=0.05, steady=PlatformSettings(driver="good")
+    )
+    supervisor = Supervisor(conductor, interval=0.02, grace=0.05)
+    async with conductor:
+        async with anyio.create_task_group() as group:
+            await group.start(supervisor.run)
+            await rounds(supervisor, 3)
+            alive = supervisor.liveness()
+            group.cancel_scope.cancel()
+        await anyio.sleep(0.5)  # the limit is 0.06 + 0.05 + 0.05 s
+        stopped = supervisor.liveness()
+    assert alive is None
+    assert stopped is not None and "no health round completed" in stopped
+
+
+def test_backoff_never_overflows_and_stays_capped() -> None:
+    """A platform failing for months reaches huge attempt numbers: the delay is still
+    a number, capped at backoff_max."""
+    policy = PlatformSettings(driver="x", backoff_initial=1, backoff_max=60)
+    for attempt in (1023, 1024, 10_000, 10**9):
+        assert backoff_delay(attempt, policy, lambda: 1.0) == 60
+        assert backoff_delay(attempt, policy, lambda: 0.0) == 30
+
+
+@pytest.mark.parametrize(
+    ("driver", "config", "reason"),
+    [
+        ("init_raises", {}, "failed"),
+        (
+            "turns_unhealthy",
+            {"healthy_checks": 0, "sick_instances": 10**9},
+            "unhealthy",
+        ),
+    ],
+)
+async def test_default_policy_gives_up_on_a_platform_that_never_comes_back(
+    driver: str,
+    config: dict[str, Any],
+    reason: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The default policy scaled down a thousandfold (interval 30 s, threshold 3,
+    max_restarts 5, window 60 s, backoff 1-60 s): a platform that fails or stays
+    unhealthy is given up on after exactly 5 restarts, in bounded time, with a
+    CRITICAL line, gave_up in the snapshot and the restarts in the metric."""
+    scale = 1 / 1000
+    conductor = real_conductor(
+        interval=30 * scale,
+        health_timeout=1.0,
+        doomed=PlatformSettings(
+            driver=driver,
+            config=config,
+            failure_threshold=3,
+            max_restarts=5,
+            restart_window=60 * scale,
+            backoff_initial=1 * scale,
+            backoff_max=60 * scale,
+        ),
+        steady=PlatformSettings(driver="good"),
+    )
+    supervisor = Supervisor(conductor, interval=30 * scale)
+    metrics = Metrics(conductor, supervisor)
+    async with supervised_real(supervisor) as record:
+        with anyio.fail_after(20):
+            while state_of(conductor, "doomed") is not PluginState.FAILED or (
+                record.gave_up is None
+            ):
+                await supervisor.wait_round()
+        await rounds(supervisor, 3)
+        snapshot = supervisor.snapshot()
+        text = metrics.render().decode()
+    assert record.restarts == 5
+    assert record.gave_up is not None and "5 restart(s)" in record.gave_up
+    loud = [r.getMessage() for r in caplog.records if r.levelname == "CRITICAL"]
+    assert len(loud) == 1 and "doomed" in loud[0] and "gave up" in loud[0]
+    assert snapshot["platforms"]["doomed"]["gave_up"] == record.gave_up
+    assert snapshot["platforms"]["doomed"]["last_restart_reason"] == reason
+    labels = {"platform": "doomed", "reason": reason}
+    assert sample(text, "demi_platform_restarts_total", **labels) == 5
+    assert sample(text, "demi_platform_up", platform="doomed") == 0
+
+
+@asynccontextmanager
+async def supervised_real(supervisor: Supervisor) -> AsyncIterator[Any]:
+    """Start the supervisor's conductor and run it; yield the record of "doomed"."""
+    async with supervisor.conductor, anyio.create_task_group() as group:
+        await group.start(supervisor.run)
+        yield supervisor.record("doomed")
+        group.cancel_scope.cancel()
+
+
+async def test_stable_health_resets_the_restart_count() -> None:
+    """A platform healthy for longer than restart_window between relapses starts
+    counting afresh, so it keeps being restarted past max_restarts."""
+    relapsing = patient(healthy_checks=5, sick_instances=1000)
+    conductor = make_conductor(
+        {"relapsing": relapsing},
+        primary=spec(
+            "relapsing", failure_threshold=1, max_restarts=1, restart_window=0.02
+        ),
+    )
+    async with supervised(conductor) as supervisor:
+        record = supervisor.record("primary")
+        await until(supervisor, lambda: record.restarts >= 3 or bool(record.gave_up))
+    assert record.gave_up is None
+    assert record.restarts >= 3
+
+
+async def test_a_brief_recovery_does_not_reset_the_restart_count() -> None:
+    """One healthy check after each restart is not stable health: the count keeps
+    growing and the platform is given up on after max_restarts restarts."""
+    flapping = patient(healthy_checks=1, sick_instances=1000)
+    conductor = make_conductor(
+        {"flapping": flapping},
+        primary=spec(
+            "flapping", failure_threshold=1, max_restarts=3, restart_window=10
+        ),
+    )
+    async with supervised(conductor) as supervisor:
+        record = supervisor.record("primary")
+        await until(supervisor, lambda: record.gave_up is not None)
+    assert record.restarts == 3
+    assert flapping.inits == 4
+
+
+async def test_an_operator_restart_counts_with_its_reason() -> None:
+    """Supervisor.restart(reason=...) counts in restarts, tells the observers why,
+    shows as the last reason and lands in the metric under its reason, every known
+    reason's series seeded at zero."""
+    flaky = patient()
+    conductor = make_conductor(
+        {"flaky": flaky}, primary=spec("flaky"), steady=spec("echo")
+    )
+    supervisor = Supervisor(conductor, interval=60)
+    metrics = Metrics(conductor, supervisor)
+    told: list[tuple[str, str]] = []
+    supervisor.add_restart_observer(lambda name, why: told.append((name, why)))
+    async with conductor:
+        before = metrics.render().decode()
+        active = await supervisor.restart("primary", reason="operator")
+        after = metrics.render().decode()
+        entry = supervisor.snapshot()["platforms"]["primary"]
+    assert active
+    assert told == [("primary", "operator")]
+    assert flaky.inits == 2
+    assert (entry["restarts"], entry["last_restart_reason"]) == (1, "operator")
+    for platform in ("primary", "steady"):
+        for why in ("unhealthy", "failed", "operator"):
+            labels = {"platform": platform, "reason": why}
+            assert sample(before, "demi_platform_restarts_total", **labels) == 0
+    labels = {"platform": "primary", "reason": "operator"}
+    assert sample(after, "demi_platform_restarts_total", **labels) == 1
+    labels = {"platform": "primary", "reason": "unhealthy"}
+    assert sample(after, "demi_platform_restarts_total", **labels) == 0
+
+
+async def test_an_operator_restart_forgets_a_give_up() -> None:
+    """Restarting a given-up platform by hand is a fresh start: the give-up is gone
+    and readiness follows the platform again."""
+    relapsing = patient(healthy_checks=0, sick_instances=1)
+    conductor = make_conductor(
+        {"relapsing": relapsing},
+        primary=spec("relapsing", required=True, failure_threshold=1, max_restarts=0),
+    )
+    supervisor = Supervisor(conductor, interval=60)
+    async with conductor:
+        await supervisor.round()
+        assert supervisor.record("primary").gave_up is not None
+        active = await supervisor.restart("primary", reason="operator")
+        await supervisor.round()
+        ready = supervisor.readiness()
+    assert active
+    assert supervisor.record("primary").gave_up is None
+    assert ready == (True, {})
+
+
+async def test_a_restart_asked_for_while_stopping_starts_nothing() -> None:
+    """Once the conductor no longer accepts requests, Supervisor.restart starts
+    nothing and answers False."""
+    counted = patient()
+    conductor = make_conductor({"counted": counted}, primary=spec("counted"))
+    supervisor = Supervisor(conductor, interval=60)
+    told: list[tuple[str, str]] = []
+    supervisor.add_restart_observer(lambda name, why: told.append((name, why)))
+    async with conductor:
+        pass
+    assert not conductor.accepting
+    assert await supervisor.restart("primary", reason="operator") is False
+    assert counted.inits == 1
+    assert supervisor.record("primary").restarts == 0
+    assert told == []
+
+
+async def test_the_supervisor_restarts_nothing_once_the_conductor_stops() -> None:
+    """A restart decided before a stop, still in its backoff when the stop comes,
+    starts nothing; nor does the policy restart the platforms the stop stopped."""
+    sick = patient(healthy_checks=0)
+    conductor = make_conductor(
+        {"sick": sick},
+        primary=spec("sick", failure_threshold=1, backoff_initial=0.2, backoff_max=0.2),
+    )
+    supervisor = Supervisor(conductor, interval=0.01, rng=lambda: 1.0)
+    record = supervisor.record("primary")
+    async with anyio.create_task_group() as group:
+        await conductor.start()
+        await group.start(supervisor.run)
+        await until(supervisor, lambda: record.restarting)
+        await conductor.stop()
+        await until(supervisor, lambda: not record.restarting)
+        await rounds(supervisor, 5)
+        group.cancel_scope.cancel()
+    assert sick.inits == 1
+    assert record.restarts == 0
+    assert state_of(conductor, "primary") is not PluginState.ACTIVE
+
+
+async def test_after_a_restart_snapshot_readiness_and_metrics_agree() -> None:
+    """The latest health has one owner: right after a restart, /health's snapshot,
+    readiness and the metrics all describe the fresh platform, not the old one's
+    unhealthy result that the supervisor's history still holds."""
+    sick = patient(healthy_checks=0)
+    conductor = make_conductor(
+        {"sick": sick}, primary=spec("sick", required=True, restart="never")
+    )
+    supervisor = Supervisor(conductor, interval=60)
+    metrics = Metrics(conductor, supervisor)
+    async with conductor:
+        await supervisor.round()
+        assert supervisor.snapshot()["platforms"]["primary"]["health"] == "unhealthy"
+        await supervisor.restart("primary", reason="operator")
+        health = supervisor.snapshot()["platforms"]["primary"]["health"]
+        ready, _ = supervisor.readiness()
+        text = metrics.render().decode()
+    assert supervisor.record("primary").history[-1].status is HealthStatus.UNHEALTHY
+    shown = {
+        status.value
+        for status in HealthStatus
+        if sample(
+            text,
+            "demi_platform_health_status",
+            platform="primary",
+            status=status.value,
+        )
+        == 1
+    }
+    assert shown == {health} == {"unknown"}
+    assert ready
+
+
+async def test_a_round_logs_at_info_only_when_something_changed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Quiet rounds log at DEBUG; a round where a status changed or the supervisor
+    gave up logs at INFO."""
+    sick = patient()
+    conductor = make_conductor(
+        {"sick": sick}, primary=spec("sick", failure_threshold=2, max_restarts=0)
+    )
+    supervisor = Supervisor(conductor, interval=60)
+    levels: list[str] = []
+    with caplog.at_level(logging.DEBUG, logger="demi"):
+        async with conductor:
+            for make_sick in (False, False, True, True, True):
+                sick.instances[0].sick = make_sick
+                caplog.clear()
+                await supervisor.round()
+                levels += [
+                    r.levelname
+                    for r in caplog.records
+                    if r.getMessage().startswith("health round")
+                ]
+    # first verdict, quiet, turned unhealthy, gave up, quiet
+    assert levels == ["INFO", "DEBUG", "INFO", "INFO", "DEBUG"]

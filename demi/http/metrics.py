@@ -4,6 +4,14 @@
 ``demi_health_check_duration_seconds``, ``demi_requests_total``,
 ``demi_request_errors_total``, ``demi_request_duration_seconds`` and
 ``demi_platform_restarts_total``: dashboards depend on these names.
+
+``demi_platform_restarts_total`` also carries ``reason``: ``unhealthy`` and
+``failed`` for the supervisor's restarts, ``operator`` for ``POST
+/platforms/{name}/restart`` (any other reason given to ``Supervisor.restart`` gets a
+series of its own). The three known reasons are seeded at zero for every platform.
+
+``demi_platform_health_status`` reads the latest result from its one owner, the
+plugin manager (``InstanceStatus.health``), as ``/health`` and ``/readyz`` do.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from prometheus_client import (
 from ..conductor import Conductor
 from ..platforms.base import HealthStatus, PluginHealth
 from ..plugins.base import PluginState
-from ..supervision import Supervisor
+from ..supervision import RESTART_REASONS, Supervisor
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -66,8 +74,8 @@ class Metrics:
             registry=registry,
         )  # fmt: skip
         self.restarts = Counter(
-            "demi_platform_restarts_total", "Restarts by the supervisor.", ["platform"],
-            registry=registry,
+            "demi_platform_restarts_total", "Restarts, by who asked and why.",
+            ["platform", "reason"], registry=registry,
         )  # fmt: skip
         self._conductor = conductor
         conductor.add_request_observer(self._on_request)
@@ -80,7 +88,8 @@ class Metrics:
         # Series exist from the start, so rate() and absent() behave on dashboards.
         self.requests.labels(platform=platform)
         self.request_errors.labels(platform=platform)
-        self.restarts.labels(platform=platform)
+        for reason in RESTART_REASONS:
+            self.restarts.labels(platform=platform, reason=reason)
 
     def _on_request(
         self, platform: str, seconds: float, error: BaseException | None
@@ -90,8 +99,8 @@ class Metrics:
         if error is not None:
             self.request_errors.labels(platform=platform).inc()
 
-    def _on_restart(self, platform: str) -> None:
-        self.restarts.labels(platform=platform).inc()
+    def _on_restart(self, platform: str, reason: str) -> None:
+        self.restarts.labels(platform=platform, reason=reason).inc()
 
     def _on_round(self, results: dict[str, PluginHealth]) -> None:
         for name, health in results.items():

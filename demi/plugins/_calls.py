@@ -89,7 +89,7 @@ def describe(err: BaseException) -> str:
     kind = type(err).__name__
     try:
         text = str(err)
-    except BaseException:  # noqa: BLE001 (plugin code: anything may come out)
+    except BaseException:  # plugin code: anything may come out
         return f"{kind} (its message could not be read)"
     text = safe_text(text)
     return f"{kind}: {text}" if text else kind
