@@ -17,14 +17,13 @@ import anyio
 import httpcore  # noqa: F401
 import httpx
 import pytest
-from helpers import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from demi import DemiSettings, PluginManager
 from demi.conductor import Conductor
 from demi.core.config import PlatformSettings
 from demi.exceptions import PlatformRequestError
-from demi.http import create_app, serve_http
+from demi.http import bind_socket, create_app, serve_http
 from demi.platforms import BasePlatform, HealthStatus, PluginHealth
 from demi.platforms.echo import EchoPlatform
 from demi.supervision import Supervisor
@@ -110,20 +109,13 @@ def conductor(switch: type[Switchable]) -> Conductor:
 @asynccontextmanager
 async def serving(app: Any, backend: str) -> AsyncIterator[httpx.AsyncClient]:
     """Serve ``app`` with hypercorn on a free loopback port; yield a client for it."""
-    port = free_port()
+    sock = bind_socket("127.0.0.1", 0)
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     stop = anyio.Event()
-    base = f"http://127.0.0.1:{port}"
     async with anyio.create_task_group() as group:
-        serve = partial(serve_http, app, "127.0.0.1", port, backend=backend, stop=stop)
-        await group.start(serve)
+        # Started means listening: the first request needs no retry.
+        await group.start(partial(serve_http, app, sock, backend=backend, stop=stop))
         async with httpx.AsyncClient(base_url=base, timeout=5) as client:
-            with anyio.fail_after(10):  # serve_http reports started before it binds
-                while True:
-                    try:
-                        await client.get("/healthz")
-                        break
-                    except httpx.ConnectError:
-                        await anyio.sleep(0.02)
             try:
                 yield client
             finally:

@@ -3,16 +3,12 @@ when a plugin never lets go."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from helpers import install_distribution
+from helpers import install_distribution, sigterm_once
 
 pytestmark = pytest.mark.slow
 
@@ -33,35 +29,6 @@ class Stubborn(EchoPlatform):
             except anyio.get_cancelled_exc_class():
                 pass
 '''
-
-
-def sigterm_once(
-    tmp_path: Path, args: list[str], ready: str, **environment: str
-) -> tuple[int, str]:
-    """Start ``demi *args`` in ``tmp_path`` with ``environment`` (no other DEMI_*
-    variable), send SIGTERM once its output shows ``ready``, and return its exit code
-    and output."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
-    env.update(environment)
-    log = tmp_path / "run.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(DEMI), *args],
-            cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 30
-            while ready not in log.read_text(errors="replace"):
-                assert process.poll() is None, log.read_text(errors="replace")
-                assert time.monotonic() < deadline, f"never saw {ready!r}"
-                time.sleep(0.05)
-            process.send_signal(signal.SIGTERM)
-            code = process.wait(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    return code, log.read_text(errors="replace")
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
