@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from demi import DemiSettings, PluginManager
 from demi.conductor import Conductor
 from demi.core.config import PlatformSettings
+from demi.core.secrets import register_secrets
 from demi.exceptions import PlatformRequestError
 from demi.http import bind_socket, create_app, serve_http
 from demi.platforms import BasePlatform, HealthStatus, PluginHealth
@@ -419,3 +421,104 @@ async def test_readyz_is_503_once_demi_stops_accepting(conductor: Conductor) -> 
         response = await client.get("/readyz")
     assert response.status_code == 503
     assert "demi" in response.json()["platforms"]
+
+
+class RecordingSupervisor(Supervisor):
+    """A real supervisor that records the operator restarts it is asked for."""
+
+    def __init__(self, conductor: Conductor) -> None:
+        super().__init__(conductor, interval=60)
+        self.asked: list[tuple[str, str]] = []
+
+    async def restart(self, instance: str, *, reason: str) -> bool:
+        self.asked.append((instance, reason))
+        return await super().restart(instance, reason=reason)
+
+
+async def test_restart_goes_through_the_supervisor_as_an_operator_restart(
+    conductor: Conductor, switch: type[Switchable], anyio_backend: str
+) -> None:
+    """POST /platforms/NAME/restart asks the supervisor, with reason "operator", so
+    the restart is counted like the supervisor's own."""
+    supervisor = RecordingSupervisor(conductor)
+    async with conductor:
+        async with serving(create_app(conductor, supervisor), anyio_backend) as client:
+            done = await client.post("/platforms/primary/restart")
+    assert done.status_code == 200
+    assert supervisor.asked == [("primary", "operator")]
+    assert len(switch.instances) == 2
+
+
+async def test_restart_while_stopping_answers_503_and_starts_nothing(
+    conductor: Conductor, switch: type[Switchable], anyio_backend: str
+) -> None:
+    """Once demi stops accepting, a restart request is refused with 503: starting a
+    platform now would leave it running past the stop."""
+    supervisor = RecordingSupervisor(conductor)
+    async with conductor:
+        pass  # started, then stopped: no longer accepting
+    async with serving(create_app(conductor, supervisor), anyio_backend) as client:
+        refused = await client.post("/platforms/primary/restart")
+    assert refused.status_code == 503
+    assert "stopping" in refused.json()["error"]
+    assert supervisor.asked == []
+    assert len(switch.instances) == 1
+
+
+class StalledSupervisor(Supervisor):
+    """A supervisor whose health rounds have stopped."""
+
+    def liveness(self) -> str | None:
+        return "no health round for 95s"
+
+
+async def test_healthz_fails_when_health_rounds_stop_though_the_loop_ticks(
+    conductor: Conductor, anyio_backend: str
+) -> None:
+    """A fresh loop heartbeat is not enough: /healthz is 503 with the supervisor's
+    reason once its rounds have stopped."""
+    supervisor = StalledSupervisor(conductor, interval=60)
+    app = create_app(conductor, supervisor, heartbeat=time.monotonic, stale_after=5)
+    async with conductor, serving(app, anyio_backend) as client:
+        response = await client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "stalled",
+        "reason": "no health round for 95s",
+    }
+
+
+async def test_every_answer_is_strict_json_with_secrets_scrubbed(
+    conductor: Conductor, anyio_backend: str
+) -> None:
+    """A health result holding a registered secret, NaN and an object JSON cannot
+    hold still gives strict JSON on /readyz and /health, secret redacted."""
+    secret = "app-level-s3cret-0042"
+    register_secrets({"token": secret})
+    supervisor = Supervisor(conductor, interval=60)
+
+    class Odd:
+        def __str__(self) -> str:
+            return f"odd object quoting {secret}"
+
+    async with conductor:
+        await supervisor.round()
+        odd: Any = {"ratio": float("nan"), "what": Odd(), secret: [float("inf")]}
+        supervisor.record("primary").history.append(
+            PluginHealth(status=HealthStatus.UNHEALTHY, error_message=odd)
+        )
+        app = create_app(conductor, supervisor)
+        async with serving(app, anyio_backend) as client:
+            readyz = await client.get("/readyz")
+            health = await client.get("/health")
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not JSON: {constant}")
+
+    for response in (readyz, health):
+        assert secret not in response.text
+        json.loads(response.text, parse_constant=refuse)
+    assert readyz.status_code == 503
+    error = health.json()["platforms"]["primary"]["error"]
+    assert error == {"ratio": None, "what": "odd object quoting **********",
+                     "**********": [None]}  # fmt: skip
