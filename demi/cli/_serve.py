@@ -69,7 +69,6 @@ async def serve(
     with anyio.open_signal_receiver(*_STOP_SIGNALS, signal.SIGHUP) as signals:
         interrupted = await _start_unless_signalled(conductor, signals, bound)
         if interrupted is not None:
-            LOG.info("%s received during start-up: stopping", interrupted)
             await conductor.stop()
             bound.cancel()
             LOG.info("stopped")
@@ -170,6 +169,7 @@ async def _start_unless_signalled(
             async for signum in signals:
                 if signum in _STOP_SIGNALS:
                     interrupted = signal.Signals(signum).name
+                    LOG.info("%s received during start-up: stopping", interrupted)
                     # A plugin may swallow the cancellation below forever.
                     bound.arm()
                     starting.cancel_scope.cancel()
