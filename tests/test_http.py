@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -134,8 +135,19 @@ def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 
 
 def value(text: str, name: str, **labels: str) -> float:
-    """The value of one sample of an exposition."""
-    return samples(text)[(name, frozenset(labels.items()))]
+    """The sum of the samples ``name`` that carry ``labels`` (and maybe others, such
+    as a restart's ``reason``); fails if there is none."""
+    wanted = set(labels.items())
+    found = [v for (n, ls), v in samples(text).items() if n == name and wanted <= ls]
+    # A labelled child may only appear once counted; its family must exist though.
+    assert found or declared(text, name), f"no metric {name}"
+    return sum(found)
+
+
+def declared(text: str, sample_name: str) -> bool:
+    """Whether the exposition declares the family ``sample_name`` belongs to."""
+    family = re.sub(r"_(total|count|sum|bucket|created)$", "", sample_name)
+    return f"# TYPE {family} " in text
 
 
 def bearer(token: str = TOKEN) -> dict[str, str]:

@@ -119,12 +119,18 @@ def terminate(running: Running) -> tuple[int, float]:
 
 
 def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample of a Prometheus exposition."""
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return sample.value
-    raise AssertionError(f"no sample {name}{labels}")
+    """The sum of the samples ``name`` of a Prometheus exposition that carry
+    ``labels`` (and maybe others, such as a restart's ``reason``)."""
+    found = [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    ]
+    # A labelled child may only appear once counted; its family must exist though.
+    family = re.sub(r"_(total|count|sum|bucket|created)$", "", name)
+    assert found or f"# TYPE {family} " in text, f"no metric {name}"
+    return sum(found)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
