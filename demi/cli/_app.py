@@ -5,7 +5,7 @@ Imported only once a command runs, so ``demi --help`` stays fast.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import importlib.util
 import json
 import logging
@@ -227,9 +227,12 @@ def run(opts: Options, *, backend: str, http_bind: str | None) -> int:
             raise UsageProblem(
                 f"cannot listen on {http_bind}: {reason[:1].lower()}{reason[1:]}"
             ) from None
-    with listener if listener is not None else contextlib.nullcontext():
-        code = int(_run_async(
-            backend, lambda: serve(settings, opts.config_file, listener, backend)))  # fmt: skip
+    serving = functools.partial(serve, settings, opts.config_file, listener, backend)
+    try:
+        code = int(_run_async(backend, serving))
+    finally:
+        if listener is not None:
+            listener.close()
     exit_now(code)
 
 
