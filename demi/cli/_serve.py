@@ -14,6 +14,8 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, NoReturn
 
 import anyio
@@ -67,7 +69,7 @@ async def serve(
     conductor = Conductor(settings, config_file=config_file)
     bound = _StopBound(settings.stop_timeout)
     with anyio.open_signal_receiver(*_STOP_SIGNALS, signal.SIGHUP) as signals:
-        interrupted = await _start_unless_signalled(conductor, signals, bound)
+        interrupted = await _unless_stopped(conductor.start, "start-up", signals, bound)
         if interrupted is not None:
             await conductor.stop()
             bound.cancel()
@@ -156,29 +158,30 @@ def exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-async def _start_unless_signalled(
-    conductor: Conductor, signals: Any, bound: _StopBound
+async def _unless_stopped(
+    work: Callable[[], Awaitable[None]], during: str, signals: Any, bound: _StopBound
 ) -> str | None:
-    """Start the conductor, unless a stop signal comes first (an orchestrator may
-    give up on a slow start); return that signal's name if it did."""
+    """Run ``work`` (the start-up, a reload) unless a stop signal comes first: an
+    orchestrator may give up on a slow start, and a reload may start a platform that
+    hangs. Then abandon it and return the signal's name, the watchdog armed: the
+    plugin being cancelled may swallow the cancellation forever."""
     interrupted: str | None = None
-    async with anyio.create_task_group() as starting:
+    async with anyio.create_task_group() as group:
 
         async def watch() -> None:
             nonlocal interrupted
             async for signum in signals:
                 if signum in _STOP_SIGNALS:
                     interrupted = signal.Signals(signum).name
-                    LOG.info("%s received during start-up: stopping", interrupted)
-                    # A plugin may swallow the cancellation below forever.
+                    LOG.info("%s received during %s: stopping", interrupted, during)
                     bound.arm()
-                    starting.cancel_scope.cancel()
+                    group.cancel_scope.cancel()
                     return
-                LOG.warning("SIGHUP during start-up ignored: nothing to reload yet")
+                LOG.warning("SIGHUP during %s ignored", during)
 
-        starting.start_soon(watch)
-        await conductor.start()
-        starting.cancel_scope.cancel()
+        group.start_soon(watch)
+        await work()
+        group.cancel_scope.cancel()
     return interrupted
 
 
@@ -210,8 +213,8 @@ async def _wait_for_stop(
     """Reload on each SIGHUP until a stop signal comes; return its name."""
     async for signum in signals:
         if signum == signal.SIGHUP:
-            interrupted = await _reload_unless_signalled(
-                conductor, supervisor, signals, bound
+            interrupted = await _unless_stopped(
+                partial(_reload, conductor, supervisor), "a reload", signals, bound
             )
             if interrupted is not None:
                 return interrupted
@@ -220,39 +223,18 @@ async def _wait_for_stop(
     return "end of signals"
 
 
-async def _reload_unless_signalled(
-    conductor: Conductor, supervisor: Supervisor, signals: Any, bound: _StopBound
-) -> str | None:
-    """Reload, unless a stop signal comes first (a reload may start a platform that
-    hangs); return that signal's name if it did."""
-    interrupted: str | None = None
+async def _reload(conductor: Conductor, supervisor: Supervisor) -> None:
     LOG.info("SIGHUP received: reloading configuration")
-    async with anyio.create_task_group() as reloading:
-
-        async def watch() -> None:
-            nonlocal interrupted
-            async for signum in signals:
-                if signum in _STOP_SIGNALS:
-                    interrupted = signal.Signals(signum).name
-                    LOG.warning("%s during a reload: abandoning it", interrupted)
-                    bound.arm()
-                    reloading.cancel_scope.cancel()
-                    return
-                LOG.warning("SIGHUP during a reload ignored: one is under way")
-
-        reloading.start_soon(watch)
-        try:
-            result = await conductor.reload()
-        except DemiError as err:
-            # ConfigError included: a configuration file that vanished, became a
-            # directory or cannot be read changes nothing; demi keeps what it has.
-            LOG.error("reload refused, nothing changed: %s", err)
-        else:
-            supervisor.reset()
-            if result.failed:
-                LOG.error("reload: could not apply %s", result.failed)
-        reloading.cancel_scope.cancel()
-    return interrupted
+    try:
+        result = await conductor.reload()
+    except DemiError as err:
+        # ConfigError included: a configuration file that vanished, became a
+        # directory or cannot be read changes nothing; demi keeps what it has.
+        LOG.error("reload refused, nothing changed: %s", err)
+        return
+    supervisor.reset()
+    if result.failed:
+        LOG.error("reload: could not apply %s", result.failed)
 
 
 async def _abort_on_second_signal(signals: Any, conductor: Conductor) -> None:
