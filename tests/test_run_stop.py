@@ -143,6 +143,17 @@ WATCHDOG_BUDGET = 6
 SLACK = 20
 
 
+def assert_ended_in_bound(code: int, output: str) -> None:
+    """Either demi got the plugin to let go and stopped cleanly, or the watchdog
+    ended the process, saying so; nothing else."""
+    if code == 1:
+        assert f"stopping did not finish within {WATCHDOG_BUDGET}s" in output
+    else:
+        assert code == 0, output
+        assert output.rstrip().endswith("demi.run: stopped"), output
+    assert "Traceback" not in output
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sigterm_while_an_initialize_swallows_cancellation_ends_in_bound(
     tmp_path: Path, backend: str
@@ -158,10 +169,9 @@ def test_sigterm_while_an_initialize_swallows_cancellation_ends_in_bound(
         DEMI_STOP_TIMEOUT="1",
         DEMI_INIT_TIMEOUT="600",
     )
-    assert code == 1, output
-    assert f"stopping did not finish within {WATCHDOG_BUDGET}s" in output
     assert time.monotonic() - started < WATCHDOG_BUDGET + SLACK
     assert "SIGTERM received during start-up: stopping" in output
+    assert_ended_in_bound(code, output)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -188,8 +198,7 @@ def test_sigterm_during_a_reload_that_starts_a_hanging_plugin_ends_in_bound(
     output = demi.output()
     assert time.monotonic() - started < WATCHDOG_BUDGET + SLACK
     assert "SIGTERM received during a reload: stopping" in output
-    assert code == 1, output
-    assert f"stopping did not finish within {WATCHDOG_BUDGET}s" in output
+    assert_ended_in_bound(code, output)
 
 
 # -- after "stopped", the process ends ---------------------------------------------
