@@ -6,7 +6,12 @@ Not a test module and not a conftest: pytest puts tests/ on sys.path (its defaul
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -78,3 +83,32 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def sigterm_once(
+    tmp_path: Path, args: list[str], ready: str, **environment: str
+) -> tuple[int, str]:
+    """Start ``demi *args`` in ``tmp_path`` with ``environment`` (no other DEMI_*
+    variable), send SIGTERM once its output shows ``ready``, and return its exit code
+    and output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    env.update(environment)
+    log = tmp_path / "run.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("demi")), *args],
+            cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while ready not in log.read_text(errors="replace"):
+                assert process.poll() is None, log.read_text(errors="replace")
+                assert time.monotonic() < deadline, f"never saw {ready!r}"
+                time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return code, log.read_text(errors="replace")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -17,14 +19,14 @@ import anyio
 import httpcore  # noqa: F401
 import httpx
 import pytest
-from helpers import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from demi import DemiSettings, PluginManager
 from demi.conductor import Conductor
 from demi.core.config import PlatformSettings
+from demi.core.secrets import register_secrets
 from demi.exceptions import PlatformRequestError
-from demi.http import create_app, serve_http
+from demi.http import bind_socket, create_app, serve_http
 from demi.platforms import BasePlatform, HealthStatus, PluginHealth
 from demi.platforms.echo import EchoPlatform
 from demi.supervision import Supervisor
@@ -110,20 +112,13 @@ def conductor(switch: type[Switchable]) -> Conductor:
 @asynccontextmanager
 async def serving(app: Any, backend: str) -> AsyncIterator[httpx.AsyncClient]:
     """Serve ``app`` with hypercorn on a free loopback port; yield a client for it."""
-    port = free_port()
+    sock = bind_socket("127.0.0.1", 0)
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     stop = anyio.Event()
-    base = f"http://127.0.0.1:{port}"
     async with anyio.create_task_group() as group:
-        serve = partial(serve_http, app, "127.0.0.1", port, backend=backend, stop=stop)
-        await group.start(serve)
+        # Started means listening: the first request needs no retry.
+        await group.start(partial(serve_http, app, sock, backend=backend, stop=stop))
         async with httpx.AsyncClient(base_url=base, timeout=5) as client:
-            with anyio.fail_after(10):  # serve_http reports started before it binds
-                while True:
-                    try:
-                        await client.get("/healthz")
-                        break
-                    except httpx.ConnectError:
-                        await anyio.sleep(0.02)
             try:
                 yield client
             finally:
@@ -140,8 +135,19 @@ def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 
 
 def value(text: str, name: str, **labels: str) -> float:
-    """The value of one sample of an exposition."""
-    return samples(text)[(name, frozenset(labels.items()))]
+    """The sum of the samples ``name`` that carry ``labels`` (and maybe others, such
+    as a restart's ``reason``); fails if there is none."""
+    wanted = set(labels.items())
+    found = [v for (n, ls), v in samples(text).items() if n == name and wanted <= ls]
+    # A labelled child may only appear once counted; its family must exist though.
+    assert found or declared(text, name), f"no metric {name}"
+    return sum(found)
+
+
+def declared(text: str, sample_name: str) -> bool:
+    """Whether the exposition declares the family ``sample_name`` belongs to."""
+    family = re.sub(r"_(total|count|sum|bucket|created)$", "", sample_name)
+    return f"# TYPE {family} " in text
 
 
 def bearer(token: str = TOKEN) -> dict[str, str]:
@@ -427,3 +433,104 @@ async def test_readyz_is_503_once_demi_stops_accepting(conductor: Conductor) -> 
         response = await client.get("/readyz")
     assert response.status_code == 503
     assert "demi" in response.json()["platforms"]
+
+
+class RecordingSupervisor(Supervisor):
+    """A real supervisor that records the operator restarts it is asked for."""
+
+    def __init__(self, conductor: Conductor) -> None:
+        super().__init__(conductor, interval=60)
+        self.asked: list[tuple[str, str]] = []
+
+    async def restart(self, instance: str, *, reason: str) -> bool:
+        self.asked.append((instance, reason))
+        return await super().restart(instance, reason=reason)
+
+
+async def test_restart_goes_through_the_supervisor_as_an_operator_restart(
+    conductor: Conductor, switch: type[Switchable], anyio_backend: str
+) -> None:
+    """POST /platforms/NAME/restart asks the supervisor, with reason "operator", so
+    the restart is counted like the supervisor's own."""
+    supervisor = RecordingSupervisor(conductor)
+    async with conductor:
+        async with serving(create_app(conductor, supervisor), anyio_backend) as client:
+            done = await client.post("/platforms/primary/restart")
+    assert done.status_code == 200
+    assert supervisor.asked == [("primary", "operator")]
+    assert len(switch.instances) == 2
+
+
+async def test_restart_while_stopping_answers_503_and_starts_nothing(
+    conductor: Conductor, switch: type[Switchable], anyio_backend: str
+) -> None:
+    """Once demi stops accepting, a restart request is refused with 503: starting a
+    platform now would leave it running past the stop."""
+    supervisor = RecordingSupervisor(conductor)
+    async with conductor:
+        pass  # started, then stopped: no longer accepting
+    async with serving(create_app(conductor, supervisor), anyio_backend) as client:
+        refused = await client.post("/platforms/primary/restart")
+    assert refused.status_code == 503
+    assert "stopping" in refused.json()["error"]
+    assert supervisor.asked == []
+    assert len(switch.instances) == 1
+
+
+class StalledSupervisor(Supervisor):
+    """A supervisor whose health rounds have stopped."""
+
+    def liveness(self) -> str | None:
+        return "no health round for 95s"
+
+
+async def test_healthz_fails_when_health_rounds_stop_though_the_loop_ticks(
+    conductor: Conductor, anyio_backend: str
+) -> None:
+    """A fresh loop heartbeat is not enough: /healthz is 503 with the supervisor's
+    reason once its rounds have stopped."""
+    supervisor = StalledSupervisor(conductor, interval=60)
+    app = create_app(conductor, supervisor, heartbeat=time.monotonic, stale_after=5)
+    async with conductor, serving(app, anyio_backend) as client:
+        response = await client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "stalled",
+        "reason": "no health round for 95s",
+    }
+
+
+async def test_every_answer_is_strict_json_with_secrets_scrubbed(
+    conductor: Conductor, anyio_backend: str
+) -> None:
+    """A health result holding a registered secret, NaN and an object JSON cannot
+    hold still gives strict JSON on /readyz and /health, secret redacted."""
+    secret = "app-level-s3cret-0042"
+    register_secrets({"token": secret})
+    supervisor = Supervisor(conductor, interval=60)
+
+    class Odd:
+        def __str__(self) -> str:
+            return f"odd object quoting {secret}"
+
+    async with conductor:
+        await supervisor.round()
+        odd: Any = {"ratio": float("nan"), "what": Odd(), secret: [float("inf")]}
+        supervisor.record("primary").history.append(
+            PluginHealth(status=HealthStatus.UNHEALTHY, error_message=odd)
+        )
+        app = create_app(conductor, supervisor)
+        async with serving(app, anyio_backend) as client:
+            readyz = await client.get("/readyz")
+            health = await client.get("/health")
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not JSON: {constant}")
+
+    for response in (readyz, health):
+        assert secret not in response.text
+        json.loads(response.text, parse_constant=refuse)
+    assert readyz.status_code == 503
+    error = health.json()["platforms"]["primary"]["error"]
+    assert error == {"ratio": None, "what": "odd object quoting **********",
+                     "**********": [None]}  # fmt: skip

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # httpx imports httpcore lazily and caches its exception classes on first use; a
 # pytester.inline_run elsewhere in the suite drops modules first imported inside it,
@@ -19,7 +23,7 @@ from pathlib import Path
 import httpcore  # noqa: F401
 import httpx
 import pytest
-from helpers import free_port
+from helpers import free_port, sigterm_once
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.slow
@@ -115,12 +119,18 @@ def terminate(running: Running) -> tuple[int, float]:
 
 
 def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample of a Prometheus exposition."""
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return sample.value
-    raise AssertionError(f"no sample {name}{labels}")
+    """The sum of the samples ``name`` of a Prometheus exposition that carry
+    ``labels`` (and maybe others, such as a restart's ``reason``)."""
+    found = [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    ]
+    # A labelled child may only appear once counted; its family must exist though.
+    family = re.sub(r"_(total|count|sum|bucket|created)$", "", name)
+    assert found or f"# TYPE {family} " in text, f"no metric {name}"
+    return sum(found)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -149,6 +159,10 @@ def test_run_http_serves_probes_and_exits_cleanly_on_sigterm(
     assert f"demi running on {backend}" in output
     assert "SIGTERM received" in output
     assert "Traceback" not in output
+    # One line for the listener: demi's, not hypercorn's "Running on ..." as well.
+    assert output.count("serving http://127.0.0.1:") == 1
+    assert "Running on" not in output
+    assert "without a token" not in output
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -201,3 +215,113 @@ driver = "good"
     assert refused.status_code == 401
     assert code == 0, output
     assert "Traceback" not in output
+
+
+def strict_json(text: str) -> Any:
+    """``text`` parsed as strict JSON: NaN and Infinity are errors, as in browsers."""
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("127.0.0.1", "address already in use"),
+        ("192.0.2.1", "cannot assign requested address"),
+    ],  # fmt: skip
+    ids=["in-use", "not-local"],
+)
+def test_an_address_that_cannot_be_bound_fails_before_anything_starts(
+    tmp_path: Path, backend: str, host: str, reason: str
+) -> None:
+    """A port something else listens on (or an address not on this machine) is one
+    line on stderr, exit 2, no platform initialized, no "serving" line."""
+    marker = tmp_path / "initialized"
+    (tmp_path / "demi.toml").write_text(
+        f'[platforms.proof]\ndriver = "run_marker"\n'
+        f"[platforms.proof.config]\nmarker = {str(marker)!r}\n",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    with socket.socket() as occupant:
+        occupant.bind(("127.0.0.1", 0))
+        occupant.listen()
+        port = occupant.getsockname()[1]
+        result = subprocess.run(
+            [str(DEMI), "run", "--http", f"{host}:{port}", "--backend", backend],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"demi: error: cannot listen on {host}:{port}: {reason}"
+    ]
+    assert not marker.exists()
+    assert "serving" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_binding_beyond_loopback_without_a_token_warns(
+    tmp_path: Path, backend: str
+) -> None:
+    """0.0.0.0 without DEMI_HTTP_TOKEN runs, but a WARNING names the risk."""
+    port = free_port()
+    code, output = sigterm_once(
+        tmp_path,
+        ["run", "--http", f"0.0.0.0:{port}", "--backend", backend],
+        "demi running",
+    )
+    assert code == 0, output
+    assert re.search(
+        rf"WARNING .*HTTP on 0\.0\.0\.0:{port} without a token \(DEMI_HTTP_TOKEN\): "
+        r"anyone who can reach the port can read /health and /metrics and "
+        r"restart platforms",
+        output,
+    ), output
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_probes_are_strict_json_without_secrets(tmp_path: Path, backend: str) -> None:
+    """A platform whose health error quotes its configured token, and one whose error
+    is not a string (NaN, an arbitrary object): /readyz (no token needed) and /health
+    stay strict JSON and never show the secret."""
+    secret = "plugin-s3cret-value-42"
+    config = f"""
+[platforms.leaky]
+driver = "run_secret_health"
+required = true
+restart = "never"
+[platforms.leaky.config]
+token = "{secret}"
+
+[platforms.odd]
+driver = "run_odd_health"
+required = true
+restart = "never"
+"""
+    with (
+        demi_run(tmp_path, backend, config, DEMI_HTTP_TOKEN=TOKEN) as running,
+        httpx.Client(base_url=running.base_url, timeout=5) as client,
+    ):
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        readyz = poll(running, client, "/readyz", 503)
+        end = time.monotonic() + START_DEADLINE
+        while set(strict_json(readyz.text)["platforms"]) != {"leaky", "odd"}:
+            assert time.monotonic() < end, readyz.text
+            readyz = client.get("/readyz")
+        health = client.get("/health", headers=auth)
+        code, _ = terminate(running)
+    assert secret not in readyz.text
+    assert secret not in health.text
+    assert "login refused for token **********" in readyz.text
+    problems = strict_json(readyz.text)["platforms"]
+    assert "<opaque>" in problems["odd"]
+    body = strict_json(health.text)
+    assert health.status_code == 200
+    assert "**********" in body["platforms"]["leaky"]["error"]
+    assert body["platforms"]["odd"]["health"] == "unhealthy"
+    assert secret not in running.output()
+    assert code == 0, running.output()

@@ -5,6 +5,7 @@ Imported only once a command runs, so ``demi --help`` stays fast.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -210,17 +211,35 @@ def _secret_fields(settings: DemiSettings) -> dict[str, set[str]]:
 
 
 def run(opts: Options, *, backend: str, http_bind: str | None) -> int:
-    """``demi run``: the conductor in the foreground until a signal stops it."""
+    """``demi run``: the conductor in the foreground until a signal stops it.
+
+    Once demi has stopped, the process ends at once (see ``_serve.exit_now``).
+    """
     settings = _settings(opts)
     configure_logging(logging.DEBUG if opts.debug else settings.log_level)
     bind = _parse_bind(http_bind) if http_bind else None
     if bind is not None and importlib.util.find_spec("hypercorn") is None:
         raise UsageProblem("--http needs the http extra: pip install 'demi[http]'")
-    from ._serve import serve
+    from ._serve import exit_now, open_listener, serve
 
-    return int(
-        _run_async(backend, lambda: serve(settings, opts.config_file, bind, backend))
-    )
+    listener = None
+    if bind is not None:
+        # Before anything starts: a port in use must not start, then stop, every
+        # platform, nor log "serving" for a socket someone else owns.
+        try:
+            listener = open_listener(*bind, settings)
+        except OSError as err:
+            reason = err.strerror or str(err)
+            raise UsageProblem(
+                f"cannot listen on {http_bind}: {reason[:1].lower()}{reason[1:]}"
+            ) from None
+    serving = functools.partial(serve, settings, opts.config_file, listener, backend)
+    try:
+        code = int(_run_async(backend, serving))
+    finally:
+        if listener is not None:
+            listener.close()
+    exit_now(code)
 
 
 def _parse_bind(text: str) -> tuple[str, int]:

@@ -2,13 +2,21 @@
 
 SIGINT or SIGTERM: stop accepting, drain, shut down in reverse start order, all
 bounded by ``stop_timeout``; a second one cuts the stop short. SIGHUP: reload.
+From the first stop signal on, during start-up and reloads too, a watchdog bounds
+how long the process may take to end, whatever a plugin does.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
+import socket
+import sys
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, NoReturn
 
 import anyio
 
@@ -30,19 +38,41 @@ _HTTP_GRACE = 3.0
 _WATCHDOG_MARGIN = 2.0
 
 
+class _StopBound:
+    """The watchdog of one stop, armed at the first stop signal (once)."""
+
+    def __init__(self, stop_timeout: float) -> None:
+        self.seconds = stop_timeout + _HTTP_GRACE + _WATCHDOG_MARGIN
+        self._watchdog: Watchdog | None = None
+
+    def arm(self) -> None:
+        """Start counting, unless already counting."""
+        if self._watchdog is None:
+            self._watchdog = Watchdog(self.seconds)
+
+    def cancel(self) -> None:
+        """The stop finished in time."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+
+
 async def serve(
     settings: DemiSettings,
     config_file: str | None,
-    bind: tuple[str, int] | None,
+    listener: socket.socket | None,
     backend: str = "asyncio",
 ) -> int:
-    """Run until stopped by a signal; return the exit code."""
+    """Run until stopped by a signal; return the exit code.
+
+    :param listener: a bound socket to serve the HTTP face on (``None``: no HTTP).
+    """
     conductor = Conductor(settings, config_file=config_file)
+    bound = _StopBound(settings.stop_timeout)
     with anyio.open_signal_receiver(*_STOP_SIGNALS, signal.SIGHUP) as signals:
-        interrupted = await _start_unless_signalled(conductor, signals)
+        interrupted = await _unless_stopped(conductor.start, "start-up", signals, bound)
         if interrupted is not None:
-            LOG.info("%s received during start-up: stopping", interrupted)
             await conductor.stop()
+            bound.cancel()
             LOG.info("stopped")
             return 0
         supervisor = Supervisor(conductor)
@@ -67,19 +97,19 @@ async def serve(
                     await supervisor.run()
 
             group.start_soon(supervise)
-            if bind is not None:
-                await _start_http(group, conductor, supervisor, bind, backend,
+            if listener is not None:
+                await _start_http(group, conductor, supervisor, listener, backend,
                                   lambda: last_tick, http_stop)  # fmt: skip
             names = ", ".join(s.instance for s in conductor.instances()) or "none"
             LOG.info("demi running on %s with platforms: %s", backend, names)
-            received = await _wait_for_stop(signals, conductor, supervisor)
+            received = await _wait_for_stop(signals, conductor, supervisor, bound)
+            bound.arm()
             LOG.info(
                 "%s received: stopping (bounded by %gs)",
                 received,
                 settings.stop_timeout,
             )
             supervising.cancel()
-            watchdog = Watchdog(settings.stop_timeout + _HTTP_GRACE + _WATCHDOG_MARGIN)
             async with anyio.create_task_group() as stopping:
                 stopping.start_soon(_abort_on_second_signal, signals, conductor)
                 await conductor.stop()
@@ -89,29 +119,69 @@ async def serve(
             http_stop.set()
             ticking.cancel()
             group.cancel_scope.deadline = anyio.current_time() + _HTTP_GRACE
-    watchdog.cancel()
+    bound.cancel()
     LOG.info("stopped")
     return 0
 
 
-async def _start_unless_signalled(conductor: Conductor, signals: Any) -> str | None:
-    """Start the conductor, unless a stop signal comes first (an orchestrator may
-    give up on a slow start); return that signal's name if it did."""
+def open_listener(host: str, port: int, settings: DemiSettings) -> socket.socket:
+    """Bind the HTTP face's socket now, before any platform starts, so that an address
+    in use fails ``demi run`` with nothing started.
+
+    :raises OSError: the address cannot be bound.
+    """
+    from ..http import address_of, bind_socket, is_loopback
+
+    sock = bind_socket(host, port)
+    if settings.http_token is None and not is_loopback(host):
+        LOG.warning(
+            "HTTP on %s without a token (DEMI_HTTP_TOKEN): anyone who can reach the "
+            "port can read /health and /metrics and restart platforms",
+            address_of(host, port),
+        )
+    return sock
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process with ``code`` once demi has stopped.
+
+    Everything demi owns is finished by then (the event loop, hypercorn, trio), but a
+    blocking platform's abandoned worker thread or a thread a plugin left behind would
+    hold an ordinary interpreter exit forever; those are not worth waiting for.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or gone: nothing left to flush
+            pass
+    os._exit(code)
+
+
+async def _unless_stopped(
+    work: Callable[[], Awaitable[None]], during: str, signals: Any, bound: _StopBound
+) -> str | None:
+    """Run ``work`` (the start-up, a reload) unless a stop signal comes first: an
+    orchestrator may give up on a slow start, and a reload may start a platform that
+    hangs. Then abandon it and return the signal's name, the watchdog armed: the
+    plugin being cancelled may swallow the cancellation forever."""
     interrupted: str | None = None
-    async with anyio.create_task_group() as starting:
+    async with anyio.create_task_group() as group:
 
         async def watch() -> None:
             nonlocal interrupted
             async for signum in signals:
                 if signum in _STOP_SIGNALS:
                     interrupted = signal.Signals(signum).name
-                    starting.cancel_scope.cancel()
+                    LOG.info("%s received during %s: stopping", interrupted, during)
+                    bound.arm()
+                    group.cancel_scope.cancel()
                     return
-                LOG.warning("SIGHUP during start-up ignored: nothing to reload yet")
+                LOG.warning("SIGHUP during %s ignored", during)
 
-        starting.start_soon(watch)
-        await conductor.start()
-        starting.cancel_scope.cancel()
+        group.start_soon(watch)
+        await work()
+        group.cancel_scope.cancel()
     return interrupted
 
 
@@ -119,7 +189,7 @@ async def _start_http(
     group: Any,
     conductor: Conductor,
     supervisor: Supervisor,
-    bind: tuple[str, int],
+    listener: socket.socket,
     backend: str,
     heartbeat: Any,
     stop: anyio.Event,
@@ -134,26 +204,37 @@ async def _start_http(
         heartbeat=heartbeat,
     )
     await group.start(lambda task_status: serve_http(
-        app, bind[0], bind[1], backend=backend, stop=stop, task_status=task_status))  # fmt: skip
+        app, listener, backend=backend, stop=stop, task_status=task_status))  # fmt: skip
 
 
 async def _wait_for_stop(
-    signals: Any, conductor: Conductor, supervisor: Supervisor
+    signals: Any, conductor: Conductor, supervisor: Supervisor, bound: _StopBound
 ) -> str:
+    """Reload on each SIGHUP until a stop signal comes; return its name."""
     async for signum in signals:
         if signum == signal.SIGHUP:
-            LOG.info("SIGHUP received: reloading configuration")
-            try:
-                result = await conductor.reload()
-            except DemiError as err:
-                LOG.error("reload refused, nothing changed: %s", err)
-                continue
-            supervisor.reset()
-            if result.failed:
-                LOG.error("reload: could not apply %s", result.failed)
+            interrupted = await _unless_stopped(
+                partial(_reload, conductor, supervisor), "a reload", signals, bound
+            )
+            if interrupted is not None:
+                return interrupted
             continue
         return signal.Signals(signum).name
     return "end of signals"
+
+
+async def _reload(conductor: Conductor, supervisor: Supervisor) -> None:
+    LOG.info("SIGHUP received: reloading configuration")
+    try:
+        result = await conductor.reload()
+    except DemiError as err:
+        # ConfigError included: a configuration file that vanished, became a
+        # directory or cannot be read changes nothing; demi keeps what it has.
+        LOG.error("reload refused, nothing changed: %s", err)
+        return
+    supervisor.reset()
+    if result.failed:
+        LOG.error("reload: could not apply %s", result.failed)
 
 
 async def _abort_on_second_signal(signals: Any, conductor: Conductor) -> None:

@@ -7,7 +7,17 @@ the supervisor's latest results and never run a plugin's health check in a reque
 from __future__ import annotations
 
 from ._app import create_app as create_app
+from ._server import address_of as address_of
+from ._server import bind_socket as bind_socket
+from ._server import is_loopback as is_loopback
 from ._server import serve_http as serve_http
 from .metrics import Metrics as Metrics
 
-__all__ = ["Metrics", "create_app", "serve_http"]
+__all__ = [
+    "Metrics",
+    "address_of",
+    "bind_socket",
+    "create_app",
+    "is_loopback",
+    "serve_http",
+]

@@ -10,11 +10,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ..conductor import Conductor
 from ..supervision import Supervisor
+from ._json import SafeJSONResponse
 from .metrics import CONTENT_TYPE, Metrics
 
 __all__ = ["create_app"]
@@ -36,7 +37,7 @@ class _BearerToken(BaseHTTPMiddleware):
         if request.url.path not in PUBLIC_PATHS:
             given = request.headers.get("authorization", "").encode()
             if not hmac.compare_digest(given, self._expected):
-                return JSONResponse(
+                return SafeJSONResponse(
                     {"error": "a valid bearer token is required"},
                     status_code=401,
                     headers={"WWW-Authenticate": "Bearer"},
@@ -56,35 +57,51 @@ def create_app(
 
     :param token: when set, required as a bearer token on all but the probes.
     :param heartbeat: returns the monotonic time the conductor's loop last ticked;
-        ``/healthz`` fails once it is older than ``stale_after`` seconds.
+        ``/healthz`` fails once it is older than ``stale_after`` seconds, and also
+        whenever ``supervisor.liveness()`` names a reason (health rounds stopped).
+
+    Every JSON answer is strict JSON with registered secrets redacted, whatever a
+    plugin put into its health or errors: ``/readyz`` needs no token.
     """
     metrics = Metrics(conductor, supervisor)
 
     async def healthz(request: Request) -> Response:
         age = time.monotonic() - heartbeat() if heartbeat else 0.0
         if age > stale_after:
-            return JSONResponse({"status": "stalled", "seconds_since_tick": age}, 503)
-        return JSONResponse({"status": "alive"})
+            return SafeJSONResponse(
+                {"status": "stalled", "seconds_since_tick": age}, 503
+            )
+        # A ticking loop is not enough: the supervisor's rounds may have stopped
+        # (a hung round), and then nothing heals or reports any more.
+        reason = supervisor.liveness()
+        if reason is not None:
+            return SafeJSONResponse({"status": "stalled", "reason": reason}, 503)
+        return SafeJSONResponse({"status": "alive"})
 
     async def readyz(request: Request) -> Response:
         ready, problems = supervisor.readiness()
         if ready:
-            return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "not ready", "platforms": problems}, 503)
+            return SafeJSONResponse({"status": "ready"})
+        return SafeJSONResponse({"status": "not ready", "platforms": problems}, 503)
 
     async def health(request: Request) -> Response:
-        return JSONResponse(supervisor.snapshot())
+        return SafeJSONResponse(supervisor.snapshot())
 
     async def prometheus(request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     async def restart(request: Request) -> Response:
         name = request.path_params["name"]
+        if not conductor.accepting:
+            # Stopping: a restart now would start a platform the stop never sees.
+            return SafeJSONResponse(
+                {"error": "demi is stopping; nothing restarted"}, 503
+            )
         if conductor.spec_of(name) is None:
-            return JSONResponse({"error": f"no platform instance {name!r}"}, 404)
+            return SafeJSONResponse({"error": f"no platform instance {name!r}"}, 404)
         supervisor.reset(name)
-        active = await conductor.restart(name)
-        return JSONResponse(
+        active = await supervisor.restart(name, reason="operator")
+        return SafeJSONResponse(
             {"platform": name, "active": active}, 200 if active else 502
         )
 
