@@ -78,3 +78,41 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def signal_when_ready(
+    cwd: Path,
+    command: list[str],
+    ready: str,
+    signum: int,
+    env: Mapping[str, str],
+    timeout: float = 30.0,
+) -> tuple[int, str, str, float]:
+    """Run ``command`` in ``cwd`` with exactly ``env``; once its stderr shows
+    ``ready``, send it ``signum``. Return its exit code, stdout, stderr, and the
+    seconds from the signal to its exit (it is killed after ``timeout``)."""
+    import signal as signals
+    import subprocess
+    import time
+
+    out, err = cwd / "signalled.out", cwd / "signalled.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+            stdout=stdout, stderr=stderr,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + timeout
+            while ready not in err.read_text(errors="replace"):
+                assert process.poll() is None, err.read_text(errors="replace")
+                assert time.monotonic() < deadline, f"never saw {ready!r}"
+                time.sleep(0.05)
+            sent = time.monotonic()
+            process.send_signal(signals.Signals(signum))
+            code = process.wait(timeout=timeout)
+            took = time.monotonic() - sent
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return code, out.read_text(errors="replace"), err.read_text(errors="replace"), took
