@@ -6,11 +6,10 @@ Imported only once a command runs, so ``demi --help`` stays fast.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar, get_args
 
@@ -23,6 +22,8 @@ from ..core.secrets import register_secrets, scrub
 from ..exceptions import ConfigError, DemiError, PluginNotFoundError
 from ..plugins.discovery import scan_entry_points
 from . import _render
+from ._errors import NothingDone, UsageProblem
+from ._request_body import parse_request
 from ._signals import (
     Interrupted,
     StopGuard,
@@ -34,8 +35,6 @@ from ._signals import (
 LOG = get_logger("demi.cli")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-#: A request nested deeper than this is refused.
-MAX_REQUEST_DEPTH = 100
 
 T = TypeVar("T")
 
@@ -47,14 +46,6 @@ class Options:
     config_file: str | None
     debug: bool
     verbose: bool
-
-
-class UsageProblem(DemiError):
-    """Bad input on the command line (JSON, an instance name): exit code 2."""
-
-
-class NothingDone(DemiError):
-    """The command had nothing to check or answer: exit code 1, never success."""
 
 
 def run_command(opts: Options, command: Callable[..., int], **kwargs: Any) -> NoReturn:
@@ -212,7 +203,7 @@ def check(opts: Options, *, as_json: bool, backend: str | None) -> int:
 
 def request(opts: Options, *, instance: str, payload: str, backend: str | None) -> int:
     """``demi request INSTANCE JSON``: start one instance, dispatch once, stop."""
-    body = _parse_request(payload)
+    body = parse_request(payload)
     settings = _settings(opts)
     try:
         conductor = Conductor(settings, config_file=opts.config_file).only([instance])
@@ -231,48 +222,6 @@ def request(opts: Options, *, instance: str, payload: str, backend: str | None) 
     response = _run_guarded(_backend(settings, backend), once, settings)
     _render.print_json(response)
     return EXIT_OK
-
-
-def _parse_request(payload: str) -> Mapping[str, Any]:
-    source = "standard input" if payload == "-" else "the JSON argument"
-
-    def refuse(constant: str) -> Any:
-        raise UsageProblem(f"{source} holds {constant}, which JSON does not allow")
-
-    try:
-        # Bytes, decoded strictly: the text layer would hide bad bytes as surrogates.
-        text = sys.stdin.buffer.read().decode() if payload == "-" else payload
-        body = json.loads(text, parse_constant=refuse)
-    except UnicodeDecodeError as err:
-        raise UsageProblem(f"{source} is not UTF-8 text: {err.reason}") from None
-    except RecursionError:
-        raise UsageProblem(
-            f"{source} is nested more than {MAX_REQUEST_DEPTH} levels deep"
-        ) from None
-    except ValueError as err:  # JSONDecodeError, or an integer too long to read
-        raise UsageProblem(f"{source} is not valid JSON: {err}") from None
-    if not isinstance(body, dict):
-        raise UsageProblem(f"{source} must be a JSON object, not {type(body).__name__}")
-    if _too_deep(body, MAX_REQUEST_DEPTH):
-        raise UsageProblem(
-            f"{source} is nested more than {MAX_REQUEST_DEPTH} levels deep"
-        )
-    return body
-
-
-def _too_deep(value: Any, limit: int) -> bool:
-    """Whether objects and arrays nest more than ``limit`` levels in ``value``."""
-    stack = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        if not isinstance(item, list):
-            continue
-        if level > limit:
-            return True
-        stack.extend((child, level + 1) for child in item)
-    return False
 
 
 def show_config(opts: Options, *, as_json: bool) -> int:
