@@ -62,7 +62,9 @@ def test_a_stop_signal_interrupts_a_synchronous_command(
     ends it with 130 or 143 and one line naming the signal."""
     namespace = "demi_testplugins.sleepy"
     args = ["plugins", "--namespace", namespace] if command == "plugins" else [command]
-    code, out, err, took = signal_demi(
+    # Even if discovery caught the interruption raised inside the plugin's import
+    # and carried on, the signal counts.
+    code, _, err, took = signal_demi(
         tmp_path, args, "sleeps_at_import: importing", signum,
         DEMI_NAMESPACE=namespace, DEMI_PLATFORMS__S__DRIVER="sleeps_at_import",
     )  # fmt: skip
@@ -70,7 +72,6 @@ def test_a_stop_signal_interrupts_a_synchronous_command(
     assert code == expected_code, err
     assert err.splitlines()[-1] == line
     assert "Traceback" not in err
-    assert out == ""
     assert took < PROMPTLY
 
 
@@ -254,3 +255,17 @@ def test_a_second_signal_cuts_a_hanging_stop_short(
     assert code == 143, output
     assert "second SIGTERM: cutting the stop short" in output
     assert output.splitlines()[-1] == "demi: error: interrupted by SIGTERM"
+
+
+def test_a_stop_signal_counts_even_if_a_plugin_swallows_the_interruption(
+    tmp_path: Path,
+) -> None:
+    """A plugin that catches the interruption raised in its import and carries on
+    cannot turn SIGTERM into success: ``demi plugins`` still exits 143."""
+    code, _, err, _ = signal_demi(
+        tmp_path, ["plugins", "--namespace", "demi_testplugins.swallowing"],
+        "swallows_interrupt_at_import: importing", signal.SIGTERM,
+    )  # fmt: skip
+    assert "swallows_interrupt_at_import: swallowed Interrupted" in err
+    assert code == 143, err
+    assert err.splitlines()[-1] == "demi: error: interrupted by SIGTERM"
