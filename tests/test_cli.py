@@ -675,6 +675,19 @@ def test_request_output_is_strict_json(demi: Run) -> None:
     }
 
 
+def test_request_output_that_contains_itself_is_cut_not_fatal(demi: Run) -> None:
+    """A platform answering with a dict that contains itself still gives JSON: the
+    nesting is cut after 100 levels with a note instead of failing."""
+    env = {"DEMI_PLATFORMS__L__DRIVER": "request_answers_cycle"}
+    result = demi("request", "l", "{}", env=env)
+    assert result.returncode == 0, result.stderr
+    level = strict_json(result.stdout)
+    for _ in range(100):
+        assert isinstance(level, dict) and level["name"] == "loop"
+        level = level["self"]
+    assert level == "<nested more than 100 levels>"
+
+
 def test_request_to_an_unknown_instance_exits_2(demi: Run) -> None:
     """An instance that is not configured is one line naming it and the configured
     ones, exit 2."""
