@@ -310,6 +310,25 @@ def test_plugins_scans_the_namespace_of_the_settings(demi: Run) -> None:
     assert [row["name"] for row in json.loads(other.stdout)] == ["slow_import"]
 
 
+def test_plugins_table_shows_plugin_text_as_written_not_as_markup(
+    demi: Run, tmp_path: Path
+) -> None:
+    """Targets and errors that look like rich markup are shown as written, not
+    interpreted (a stray closing tag would otherwise end the command)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    install_distribution(
+        site, "demi-markup", "1.0", module="demi_markup",
+        source='raise RuntimeError("[/] broken [bold]on purpose")\n',
+        platforms={"marked": "demi_markup:Platform [/]"},
+    )  # fmt: skip
+    namespace = ["--namespace", "demi.platforms"]
+    result = demi("plugins", *namespace, env={"PYTHONPATH": str(site)})
+    assert result.returncode == 1, result.stderr
+    assert "[/] broken [bold]on purpose" in result.stdout
+    assert "demi_markup:Platform [/]" in result.stdout
+
+
 # -- demi check ---------------------------------------------------------------------
 
 
