@@ -85,30 +85,50 @@ def free_port() -> int:
         return port
 
 
-def sigterm_once(
-    tmp_path: Path, args: list[str], ready: str, **environment: str
-) -> tuple[int, str]:
-    """Start ``demi *args`` in ``tmp_path`` with ``environment`` (no other DEMI_*
-    variable), send SIGTERM once its output shows ``ready``, and return its exit code
-    and output."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
-    env.update(environment)
-    log = tmp_path / "run.log"
-    with log.open("wb") as sink:
+def signal_when_ready(
+    cwd: Path,
+    command: list[str],
+    ready: str,
+    signum: int,
+    env: Mapping[str, str],
+    timeout: float = 30.0,
+) -> tuple[int, str, str, float]:
+    """Run ``command`` in ``cwd`` with exactly ``env``; once its stderr shows
+    ``ready``, send it ``signum``. Return its exit code, stdout, stderr, and the
+    seconds from the signal to its exit (it is killed after ``timeout``)."""
+    out, err = cwd / "signalled.out", cwd / "signalled.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("demi")), *args],
-            cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT,
+            command, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+            stdout=stdout, stderr=stderr,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 30
-            while ready not in log.read_text(errors="replace"):
-                assert process.poll() is None, log.read_text(errors="replace")
+            deadline = time.monotonic() + timeout
+            while ready not in err.read_text(errors="replace"):
+                assert process.poll() is None, err.read_text(errors="replace")
                 assert time.monotonic() < deadline, f"never saw {ready!r}"
                 time.sleep(0.05)
-            process.send_signal(signal.SIGTERM)
-            code = process.wait(timeout=30)
+            sent = time.monotonic()
+            process.send_signal(signal.Signals(signum))
+            code = process.wait(timeout=timeout)
+            took = time.monotonic() - sent
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-    return code, log.read_text(errors="replace")
+    return code, out.read_text(errors="replace"), err.read_text(errors="replace"), took
+
+
+def sigterm_once(
+    tmp_path: Path, args: list[str], ready: str, **environment: str
+) -> tuple[int, str]:
+    """Start ``demi *args`` in ``tmp_path`` with ``environment`` (no other DEMI_*
+    variable), send SIGTERM once its log shows ``ready``, and return its exit code
+    and output (standard output, then standard error)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    env.update(environment)
+    demi = str(Path(sys.executable).with_name("demi"))
+    code, out, err, _ = signal_when_ready(
+        tmp_path, [demi, *args], ready, signal.SIGTERM, env
+    )
+    return code, out + err

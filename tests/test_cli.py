@@ -118,6 +118,22 @@ class BackendProbe(BasePlatform):
         pass
 
 
+class MarkupInError(BasePlatform):
+    """Unhealthy, with a reason that rich would read as (broken) markup."""
+
+    async def initialize(self, config):
+        return True
+
+    async def health_check(self):
+        return PluginHealth(HealthStatus.UNHEALTHY, error_message="[/] tag [bold]x")
+
+    async def handle_request(self, request):
+        return {}
+
+    async def shutdown(self):
+        pass
+
+
 class DsnConfig(BaseModel):
     dsn: SecretStr
     pool: int = 1
@@ -144,8 +160,8 @@ class DsnPlatform(BasePlatform):
 
 @pytest.fixture
 def extra_plugins(tmp_path: Path) -> dict[str, str]:
-    """Environment variables that add the drivers ``backend_probe`` and ``dsn``
-    (a real distribution on PYTHONPATH) to demi.platforms."""
+    """Environment variables that add the drivers ``backend_probe``, ``dsn`` and
+    ``markup_in_error`` (a real distribution on PYTHONPATH) to demi.platforms."""
     site = tmp_path / "site"
     site.mkdir()
     install_distribution(
@@ -157,6 +173,7 @@ def extra_plugins(tmp_path: Path) -> dict[str, str]:
         platforms={
             "backend_probe": "demi_cli_test_plugins:BackendProbe",
             "dsn": "demi_cli_test_plugins:DsnPlatform",
+            "markup_in_error": "demi_cli_test_plugins:MarkupInError",
         },
     )
     return {"PYTHONPATH": str(site)}
@@ -282,6 +299,36 @@ def test_plugins_of_an_empty_namespace(demi: Run) -> None:
     assert json.loads(result.stdout) == []
 
 
+def test_plugins_scans_the_namespace_of_the_settings(demi: Run) -> None:
+    """Without --namespace, ``demi plugins`` scans the namespace setting (here from
+    DEMI_NAMESPACE); --namespace overrides it."""
+    env = {"DEMI_NAMESPACE": "demi_testplugins.only_good"}
+    result = demi("plugins", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert [row["name"] for row in json.loads(result.stdout)] == ["good", "good2"]
+    other = demi("plugins", "--json", "--namespace", "demi_testplugins.slow", env=env)
+    assert [row["name"] for row in json.loads(other.stdout)] == ["slow_import"]
+
+
+def test_plugins_table_shows_plugin_text_as_written_not_as_markup(
+    demi: Run, tmp_path: Path
+) -> None:
+    """Targets and errors that look like rich markup are shown as written, not
+    interpreted (a stray closing tag would otherwise end the command)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    install_distribution(
+        site, "demi-markup", "1.0", module="demi_markup",
+        source='raise RuntimeError("[/] broken [bold]on purpose")\n',
+        platforms={"marked": "demi_markup:Platform [/]"},
+    )  # fmt: skip
+    namespace = ["--namespace", "demi.platforms"]
+    result = demi("plugins", *namespace, env={"PYTHONPATH": str(site)})
+    assert result.returncode == 1, result.stderr
+    assert "[/] broken [bold]on purpose" in result.stdout
+    assert "demi_markup:Platform [/]" in result.stdout
+
+
 # -- demi check ---------------------------------------------------------------------
 
 
@@ -379,6 +426,93 @@ def test_check_runs_on_the_chosen_backend(
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(result.stdout)["platforms"]
     assert row["error"] == f"running on {backend}"
+
+
+def test_check_with_no_enabled_platform_exits_1_saying_nothing_was_checked(
+    demi: Run, tmp_path: Path
+) -> None:
+    """With every platform disabled there is nothing to check: exit 1 and a line
+    saying so, never success, for the table and for --json."""
+    write_config(tmp_path, '[platforms.echo]\ndriver = "echo"\nenabled = false\n')
+    for args in (["check"], ["check", "--json"]):
+        line = error_line(demi(*args), 1)
+        assert "nothing was checked: no platform is enabled" in line
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "table"])
+def test_output_printed_by_a_plugin_never_reaches_stdout(
+    demi: Run, backend: str, as_json: bool
+) -> None:
+    """A plugin that prints to stdout at import, in initialize (also straight to file
+    descriptor 1) and in its health check cannot corrupt ``demi check``'s output:
+    that chatter goes to stderr, and --json still parses."""
+    env = {
+        "DEMI_NAMESPACE": "demi_testplugins.chatty",
+        "DEMI_PLATFORMS__TALKER__DRIVER": "prints_to_stdout",
+    }
+    args = ["check", "--backend", backend, *(["--json"] if as_json else [])]
+    result = demi(*args, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "prints_to_stdout: " not in result.stdout
+    for chatter in ("imported", "initializing {", "straight to fd 1", "checking ]"):
+        assert f"prints_to_stdout: {chatter}" in result.stderr
+    if as_json:
+        (row,) = json.loads(result.stdout)["platforms"]
+        assert row["health"] == "healthy"
+    else:
+        assert "all healthy" in result.stdout
+
+
+def strict_json(text: str) -> object:
+    """Parse ``text`` as strict JSON: NaN and the infinities are refused."""
+
+    def refuse(constant: str) -> object:
+        raise AssertionError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_check_json_is_strict_even_when_a_health_error_is_garbage(demi: Run) -> None:
+    """A health error that is not text (a dict holding NaN, infinity and an object
+    whose str() raises) still gives valid, strict JSON, the error as text."""
+    env = {"DEMI_PLATFORMS__G__DRIVER": "health_error_garbage"}
+    result = demi("check", "--json", env=env)
+    assert result.returncode == 1, result.stderr
+    (row,) = strict_json(result.stdout)["platforms"]  # type: ignore[index]
+    assert row["health"] == "unhealthy"
+    assert isinstance(row["error"], str) and row["error"]
+    table = demi("check", env=env)
+    assert table.returncode == 1 and "not all healthy" in table.stdout
+
+
+def test_check_table_shows_a_plugin_error_as_text_not_markup(
+    demi: Run, extra_plugins: dict[str, str]
+) -> None:
+    """An error message that looks like rich markup is shown as written."""
+    env = {**extra_plugins, "DEMI_PLATFORMS__M__DRIVER": "markup_in_error"}
+    result = demi("check", env=env)
+    assert result.returncode == 1, result.stderr
+    assert "[/] tag [bold]x" in result.stdout
+
+
+@pytest.mark.parametrize("where", ["toml", "environment"])
+def test_backend_comes_from_the_settings(
+    demi: Run, tmp_path: Path, extra_plugins: dict[str, str], where: str
+) -> None:
+    """Without --backend, ``demi check`` and ``demi request`` run on the backend the
+    settings name (demi.toml or DEMI_BACKEND); --backend overrides it."""
+    env = {**extra_plugins, "DEMI_PLATFORMS__P__DRIVER": "backend_probe"}
+    if where == "toml":
+        write_config(tmp_path, 'backend = "trio"\n')
+    else:
+        env["DEMI_BACKEND"] = "trio"
+    (row,) = json.loads(demi("check", "--json", env=env).stdout)["platforms"]
+    assert row["error"] == "running on trio"
+    assert json.loads(demi("request", "p", "{}", env=env).stdout) == {"backend": "trio"}
+    chosen = demi("check", "--json", "--backend", "asyncio", env=env)
+    (row,) = json.loads(chosen.stdout)["platforms"]
+    assert row["error"] == "running on asyncio"
 
 
 def test_check_is_quiet_when_piped(demi: Run) -> None:
@@ -500,6 +634,77 @@ def test_request_with_non_object_json_on_stdin_exits_2(demi: Run) -> None:
     """A non-object read from stdin is refused the same way."""
     line = error_line(demi("request", "echo", "-", stdin="[1]"), 2)
     assert "standard input must be a JSON object" in line
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("via", ["argument", "stdin"])
+def test_request_with_nan_or_infinity_exits_2(
+    demi: Run, constant: str, via: str
+) -> None:
+    """NaN and the infinities are not JSON: one line naming the constant and where
+    it came from, exit 2."""
+    text = f'{{"x": [1, {constant}]}}'
+    if via == "argument":
+        line = error_line(demi("request", "echo", text), 2)
+        assert f"the JSON argument holds {constant}" in line
+    else:
+        line = error_line(demi("request", "echo", "-", stdin=text), 2)
+        assert f"standard input holds {constant}" in line
+
+
+def nested(levels: int) -> str:
+    """A JSON object nested ``levels`` deep."""
+    return '{"a": ' * (levels - 1) + "{}" + "}" * (levels - 1)
+
+
+def test_request_nested_too_deep_exits_2(demi: Run) -> None:
+    """A request may nest 100 levels; more is one line and exit 2, also when it is
+    deep enough to exhaust the JSON parser's recursion (from stdin)."""
+    assert demi("request", "echo", nested(100)).returncode == 0
+    line = error_line(demi("request", "echo", nested(101)), 2)
+    assert "the JSON argument is nested more than 100 levels deep" in line
+    line = error_line(demi("request", "echo", "-", stdin="[" * 100_000), 2)
+    assert "standard input is nested more than 100 levels deep" in line
+    line = error_line(demi("request", "echo", "-", stdin=nested(100_000)), 2)
+    assert "standard input is nested more than 100 levels deep" in line
+
+
+def test_request_from_stdin_that_is_not_utf8_exits_2(tmp_path: Path) -> None:
+    """Standard input that is not UTF-8 text is bad input, not an internal error."""
+    result = subprocess.run(
+        [str(DEMI), "request", "echo", "-"],
+        cwd=tmp_path, env=clean_env(), input=b'{"x": "\xff"}',
+        capture_output=True, timeout=TIMEOUT, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert b"standard input is not UTF-8 text" in result.stderr
+
+
+def test_request_output_is_strict_json(demi: Run) -> None:
+    """A platform answering NaN or infinity still gives strict JSON: those numbers,
+    which JSON cannot hold, are printed as null."""
+    env = {"DEMI_PLATFORMS__N__DRIVER": "request_answers_nan"}
+    result = demi("request", "n", "{}", env=env)
+    assert result.returncode == 0, result.stderr
+    assert strict_json(result.stdout) == {
+        "nan": None,
+        "inf": None,
+        "ninf": None,
+        "ok": 1.5,
+    }
+
+
+def test_request_output_that_contains_itself_is_cut_not_fatal(demi: Run) -> None:
+    """A platform answering with a dict that contains itself still gives JSON: the
+    nesting is cut after 100 levels with a note instead of failing."""
+    env = {"DEMI_PLATFORMS__L__DRIVER": "request_answers_cycle"}
+    result = demi("request", "l", "{}", env=env)
+    assert result.returncode == 0, result.stderr
+    level = strict_json(result.stdout)
+    for _ in range(100):
+        assert isinstance(level, dict) and level["name"] == "loop"
+        level = level["self"]
+    assert level == "<nested more than 100 levels>"
 
 
 def test_request_to_an_unknown_instance_exits_2(demi: Run) -> None:
@@ -941,6 +1146,17 @@ def test_run_logs_state_changes_and_exits_0_on_a_stop_signal(
     assert "plugin a: stopping -> stopped" in log
     assert log.splitlines()[-1].endswith("stopped")
     assert "Traceback" not in log
+
+
+def test_run_takes_its_backend_from_the_settings(
+    run_demi: Callable[..., Running], tmp_path: Path
+) -> None:
+    """Without --backend, ``demi run`` runs on the backend demi.toml names."""
+    write_config(tmp_path, 'backend = "trio"\n[platforms.a]\ndriver = "good"\n')
+    running = run_demi()
+    running.wait_for("demi running on trio with platforms: a")
+    running.send(signal.SIGTERM)
+    assert running.wait_exit() == 0, running.log
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

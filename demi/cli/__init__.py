@@ -4,8 +4,20 @@ Every command module is imported lazily, and so are rich, the conductor and the 
 face, so ``demi --help`` costs little more than importing click.
 
 Exit codes: 0 success; 1 something is broken or unhealthy (a plugin, a platform, a
-request); 2 bad input (configuration, arguments, JSON, an unknown instance);
-130 interrupted.
+request), nothing was checked or answered, a stop outlived its budget, or an internal
+error (a ``KeyboardInterrupt`` or ``SystemExit`` raised by a plugin is one: it is
+not a signal); 2 bad input (configuration, arguments, JSON, an unknown instance);
+130 interrupted by SIGINT; 143 interrupted by SIGTERM (128 plus the signal number).
+
+Every command handles SIGINT and SIGTERM itself: what had started is stopped
+(bounded by ``stop_timeout``; ``demi run`` exits 0 after such a stop, as a service).
+
+Standard output carries only demi's own output (tables, JSON): whatever else is
+printed while a command runs, by a plugin for instance, goes to standard error.
+
+``--backend`` and ``--namespace`` override the settings (``backend``, ``namespace``
+in demi.toml or ``DEMI_BACKEND``, ``DEMI_NAMESPACE``); without them the settings
+decide.
 """
 
 from __future__ import annotations
@@ -27,10 +39,9 @@ def _backend_option(func: F) -> F:
     return click.option(
         "--backend",
         type=click.Choice(BACKENDS),
-        envvar="DEMI_BACKEND",
-        default="asyncio",
-        show_default=True,
-        help="The anyio backend to run on (also DEMI_BACKEND).",
+        default=None,
+        help="The anyio backend to run on [default: the backend setting, "
+        "e.g. DEMI_BACKEND].",
     )(func)
 
 
@@ -61,10 +72,10 @@ def cli(
 
 @cli.command()
 @_json_option
-@click.option("--namespace", default="demi.platforms", show_default=True,
-              help="Entry-point group to scan.")  # fmt: skip
+@click.option("--namespace", default=None,
+              help="Entry-point group to scan [default: the namespace setting].")  # fmt: skip
 @click.pass_obj
-def plugins(opts: Any, as_json: bool, namespace: str) -> None:
+def plugins(opts: Any, as_json: bool, namespace: str | None) -> None:
     """List every installed platform plugin, valid or not (exit 1 if any is broken)."""
     from . import _app
 
@@ -75,7 +86,7 @@ def plugins(opts: Any, as_json: bool, namespace: str) -> None:
 @_json_option
 @_backend_option
 @click.pass_obj
-def check(opts: Any, as_json: bool, backend: str) -> None:
+def check(opts: Any, as_json: bool, backend: str | None) -> None:
     """Start the enabled platforms, run one health round, stop (exit 0 if all healthy)."""
     from . import _app
 
@@ -88,7 +99,7 @@ def check(opts: Any, as_json: bool, backend: str) -> None:
               help="Serve /healthz, /readyz, /health and /metrics here "
               "(needs demi[http]; bind beyond loopback only on purpose).")  # fmt: skip
 @click.pass_obj
-def run(opts: Any, backend: str, http_bind: str | None) -> None:
+def run(opts: Any, backend: str | None, http_bind: str | None) -> None:
     """Run the conductor in the foreground until SIGINT or SIGTERM (SIGHUP reloads)."""
     from . import _app
 
@@ -100,7 +111,7 @@ def run(opts: Any, backend: str, http_bind: str | None) -> None:
 @click.argument("payload", metavar="JSON")
 @_backend_option
 @click.pass_obj
-def request(opts: Any, instance: str, payload: str, backend: str) -> None:
+def request(opts: Any, instance: str, payload: str, backend: str | None) -> None:
     """Start INSTANCE, send it one JSON request (or - to read stdin), print the reply."""
     from . import _app
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import json
 import logging
 import sys
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn, get_args
+from typing import Any, NoReturn, TypeVar, get_args
 
 import anyio
 
@@ -24,10 +23,21 @@ from ..core.secrets import register_secrets, scrub
 from ..exceptions import ConfigError, DemiError, PluginNotFoundError
 from ..plugins.discovery import scan_entry_points
 from . import _render
+from ._errors import NothingDone, UsageProblem
+from ._request_body import parse_request
+from ._signals import (
+    Interrupted,
+    StopGuard,
+    handling_stop_signals,
+    reinstall,
+    run_async,
+)
 
 LOG = get_logger("demi.cli")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,32 +49,50 @@ class Options:
     verbose: bool
 
 
-class UsageProblem(DemiError):
-    """Bad input on the command line (JSON, an instance name): exit code 2."""
-
-
 def run_command(opts: Options, command: Callable[..., int], **kwargs: Any) -> NoReturn:
-    """Run a command, print any error as one line on stderr, and exit with its code."""
+    """Run a command, print any error as one line on stderr, and exit with its code.
+
+    Standard output is kept for the command's own output (anything else printed goes
+    to stderr), and SIGINT and SIGTERM are demi's own throughout (see ``_signals``).
+    """
     # Quiet unless asked (-v, --debug): a failing command says one line, below.
     quiet = logging.CRITICAL
     level = logging.DEBUG if opts.debug else logging.INFO if opts.verbose else quiet
     configure_logging(level)
-    try:
-        code = command(opts, **kwargs)
-    except BaseException as raised:  # the one place errors become exit codes
-        err = _unwrap(raised)
-        if isinstance(err, KeyboardInterrupt):
-            _fail("interrupted", EXIT_INTERRUPTED, opts, raised)
-        if isinstance(err, SystemExit):
-            raise
-        if isinstance(err, ConfigError | UsageProblem):
-            _fail(str(err), EXIT_USAGE, opts, raised)
-        if isinstance(err, DemiError):
-            _fail(str(err), EXIT_FAILED, opts, raised)
-        if not isinstance(err, Exception):
-            raise
-        _fail(f"internal error: {type(err).__name__}: {err}", EXIT_FAILED, opts, raised)
+    with _render.keeping_stdout(), handling_stop_signals() as received:
+        try:
+            code = command(opts, **kwargs)
+        except BaseException as raised:  # the one place errors become exit codes
+            _exit_for(raised, received(), opts)
+        # A plugin may have caught and dropped the Interrupted raised in its code.
+        interrupted = received()
+        if interrupted is not None:
+            _fail(str(interrupted), interrupted.exit_code, opts, interrupted)
     raise SystemExit(code)
+
+
+def _exit_for(
+    raised: BaseException, interrupted: Interrupted | None, opts: Options
+) -> NoReturn:
+    err = _unwrap(raised)
+    if isinstance(err, Interrupted):
+        interrupted = err
+    if interrupted is not None:
+        _fail(str(interrupted), interrupted.exit_code, opts, raised)
+    if isinstance(err, ConfigError | UsageProblem):
+        _fail(str(err), EXIT_USAGE, opts, raised)
+    if isinstance(err, DemiError):
+        _fail(str(err), EXIT_FAILED, opts, raised)
+    if isinstance(err, KeyboardInterrupt | SystemExit):
+        # Only demi's own signal handling means "interrupted" (or "exit now"): this
+        # was raised by code (a plugin, most likely), so it is a failure.
+        _fail(
+            f"internal error: {type(err).__name__} raised while running the command, "
+            "not by a signal (a plugin?); treated as a failure",
+            EXIT_FAILED, opts, raised,
+        )  # fmt: skip
+    text = _render.safe_text(err)
+    _fail(f"internal error: {type(err).__name__}: {text}", EXIT_FAILED, opts, raised)
 
 
 def _unwrap(err: BaseException) -> BaseException:
@@ -88,10 +116,33 @@ def _settings(opts: Options) -> DemiSettings:
     return settings
 
 
-def _run_async(backend: str, func: Callable[[], Any]) -> Any:
+def _backend(settings: DemiSettings, chosen: str | None) -> str:
+    """The backend to run on: ``--backend`` when given, else the settings'."""
+    return chosen if chosen is not None else settings.backend
+
+
+def _check_backend(backend: str) -> None:
     if backend == "trio" and importlib.util.find_spec("trio") is None:
         raise UsageProblem("the trio backend needs trio: pip install 'demi[trio]'")
-    return anyio.run(func, backend=backend)
+
+
+def _run_async(backend: str, func: Callable[[], Any]) -> Any:
+    """Run ``func`` on ``backend``; it handles the stop signals itself."""
+    _check_backend(backend)
+    try:
+        return anyio.run(func, backend=backend)
+    finally:
+        reinstall()
+
+
+def _run_guarded(
+    backend: str, work: Callable[[StopGuard], Awaitable[T]], settings: DemiSettings
+) -> T:
+    """Run ``work`` on ``backend``; a stop signal cancels it, it stops what it
+    started, and the process ends within ``stop_timeout`` plus a margin whatever a
+    plugin does (see ``_signals.run_async``)."""
+    _check_backend(backend)
+    return run_async(backend, work, settings.stop_timeout)
 
 
 # -- commands -----------------------------------------------------------------
@@ -124,24 +175,31 @@ def plugins(opts: Options, *, as_json: bool, namespace: str | None) -> int:
     return EXIT_OK if all(row["valid"] for row in rows) else EXIT_FAILED
 
 
-def check(opts: Options, *, as_json: bool, backend: str) -> int:
+def check(opts: Options, *, as_json: bool, backend: str | None) -> int:
     """``demi check``: start, one health round, stop."""
     settings = _settings(opts)
+    if not settings.enabled_platforms():
+        raise NothingDone(
+            "nothing was checked: no platform is enabled (demi config shows the settings)"
+        )
 
-    async def round_trip() -> list[dict[str, Any]]:
+    async def round_trip(guard: StopGuard) -> list[dict[str, Any]]:
         conductor = Conductor(settings, config_file=opts.config_file)
-        with _render.progress(conductor, "Starting platforms"):
-            await conductor.start()
+        guard.on_abort(conductor.abort)
         try:
+            with _render.progress(conductor, "Starting platforms"):
+                await conductor.start()
             with _render.status("Checking health"):
                 health = await conductor.check_health()
             return [_render.instance_row(status, health.get(status.instance))
                     for status in conductor.instances()]  # fmt: skip
         finally:
+            # Also whatever had started when start-up was cut short.
+            guard.arm()
             with _render.status("Stopping"):
                 await conductor.stop()
 
-    rows = _run_async(backend, round_trip)
+    rows = _run_guarded(_backend(settings, backend), round_trip, settings)
     healthy = bool(rows) and all(row["health"] == "healthy" for row in rows)
     if as_json:
         _render.print_json({"healthy": healthy, "platforms": rows})
@@ -150,34 +208,27 @@ def check(opts: Options, *, as_json: bool, backend: str) -> int:
     return EXIT_OK if healthy else EXIT_FAILED
 
 
-def request(opts: Options, *, instance: str, payload: str, backend: str) -> int:
+def request(opts: Options, *, instance: str, payload: str, backend: str | None) -> int:
     """``demi request INSTANCE JSON``: start one instance, dispatch once, stop."""
-    body = _parse_request(payload)
+    body = parse_request(payload)
     settings = _settings(opts)
     try:
         conductor = Conductor(settings, config_file=opts.config_file).only([instance])
     except PluginNotFoundError as err:
         raise UsageProblem(str(err)) from None
 
-    async def once() -> dict[str, Any]:
-        async with conductor:
+    async def once(guard: StopGuard) -> dict[str, Any]:
+        guard.on_abort(conductor.abort)
+        try:
+            await conductor.start()
             return await conductor.dispatch(instance, body)
+        finally:
+            guard.arm()
+            await conductor.stop()
 
-    response = _run_async(backend, once)
+    response = _run_guarded(_backend(settings, backend), once, settings)
     _render.print_json(response)
     return EXIT_OK
-
-
-def _parse_request(payload: str) -> Mapping[str, Any]:
-    source = "standard input" if payload == "-" else "the JSON argument"
-    text = sys.stdin.read() if payload == "-" else payload
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UsageProblem(f"{source} is not valid JSON: {err}") from None
-    if not isinstance(body, dict):
-        raise UsageProblem(f"{source} must be a JSON object, not {type(body).__name__}")
-    return body
 
 
 def show_config(opts: Options, *, as_json: bool) -> int:
@@ -210,12 +261,14 @@ def _secret_fields(settings: DemiSettings) -> dict[str, set[str]]:
     return found
 
 
-def run(opts: Options, *, backend: str, http_bind: str | None) -> int:
-    """``demi run``: the conductor in the foreground until a signal stops it.
+def run(opts: Options, *, backend: str | None, http_bind: str | None) -> int:
+    """``demi run``: the conductor in the foreground until a signal stops it, on
+    ``--backend`` or else the backend the settings name.
 
     Once demi has stopped, the process ends at once (see ``_serve.exit_now``).
     """
     settings = _settings(opts)
+    backend = _backend(settings, backend)
     configure_logging(logging.DEBUG if opts.debug else settings.log_level)
     bind = _parse_bind(http_bind) if http_bind else None
     if bind is not None and importlib.util.find_spec("hypercorn") is None:

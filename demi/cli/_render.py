@@ -1,12 +1,18 @@
-"""Output for people (rich tables, progress on a terminal) and for machines (JSON)."""
+"""Output for people (rich tables, progress on a terminal) and for machines (JSON).
+
+demi's own output goes to the standard output kept by :func:`keeping_stdout`;
+whatever else is printed while a command runs goes to standard error.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..core.secrets import REDACTED, redact
 
@@ -17,33 +23,109 @@ if TYPE_CHECKING:
     from ..core.config import DemiSettings
     from ..platforms.base import PluginHealth
 
+#: Nesting deeper than this is cut in JSON output (a plugin may answer with a cycle).
+MAX_JSON_DEPTH = 100
+
+# demi's own standard output while a command runs (see keeping_stdout).
+_kept: TextIO | None = None
+
+
+def _stdout() -> TextIO:
+    return _kept if _kept is not None else sys.stdout
+
+
+@contextmanager
+def keeping_stdout() -> Iterator[None]:
+    """Keep the real standard output for demi's own output, and send everything else
+    written to it meanwhile (a plugin's ``print`` at import or at any time, even a
+    write to file descriptor 1) to standard error, so it never corrupts ``--json``."""
+    global _kept
+    real = sys.stdout
+    try:
+        real.flush()
+        out_fd, err_fd = real.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (e.g. captured)
+        kept, out_fd = real, -1
+    else:
+        kept = open(  # closed below
+            os.dup(out_fd), "w", encoding=real.encoding, errors=real.errors
+        )
+        os.dup2(err_fd, out_fd)
+    _kept, sys.stdout = kept, sys.stderr
+    try:
+        yield
+    finally:
+        _kept, sys.stdout = None, real
+        if kept is not real:
+            kept.flush()
+            os.dup2(kept.fileno(), out_fd)
+            kept.close()
+
 
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    file = sys.stderr if stderr else _stdout()
+    return Console(file=file, highlight=False, soft_wrap=False)
 
 
 def print_json(data: Any) -> None:
-    """Plain JSON on stdout, one document, for machines."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """One strict JSON document on standard output, for machines.
+
+    It always parses: numbers JSON cannot hold (NaN, the infinities) become ``null``,
+    objects it does not know become their text, nesting past
+    :data:`MAX_JSON_DEPTH` is cut.
+    """
+    text = json.dumps(_jsonable(data, 0), indent=2, allow_nan=False)
+    out = _stdout()
+    out.write(text + "\n")
+    out.flush()
+
+
+def _jsonable(value: Any, depth: int) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth >= MAX_JSON_DEPTH:
+        return f"<nested more than {MAX_JSON_DEPTH} levels>"
+    if isinstance(value, Mapping):
+        return {_key(key): _jsonable(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item, depth + 1) for item in value]
+    return safe_text(value)
+
+
+def _key(key: Any) -> str:
+    return key if isinstance(key, str) else safe_text(key)
+
+
+def safe_text(value: object) -> str:
+    """``str(value)``, or a placeholder naming its type if that raises (a plugin's
+    objects may be anything)."""
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
 
 
 def plugins_table(rows: list[dict[str, Any]], namespace: str) -> None:
     """The ``demi plugins`` table."""
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"Plugins in {namespace}", title_justify="left")
+    # Everything shown comes from plugins and their metadata: never read as markup.
+    table = Table(title=f"Plugins in {escape(namespace)}", title_justify="left")
     for column in ("Name", "Valid", "Distribution", "Version", "Target", "Error"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
-            row["name"],
+            escape(row["name"]),
             "[green]yes[/]" if row["valid"] else "[red]no[/]",
-            row["distribution"] or "?",
-            row["version"] or "?",
-            row["target"],
-            row["error"] or "",
+            escape(row["distribution"] or "?"),
+            escape(row["version"] or "?"),
+            escape(row["target"]),
+            escape(row["error"] or ""),
         )
     console = _console()
     console.print(table)
@@ -52,19 +134,24 @@ def plugins_table(rows: list[dict[str, Any]], namespace: str) -> None:
 
 
 def instance_row(status: InstanceStatus, health: PluginHealth | None) -> dict[str, Any]:
-    """One instance of ``demi check`` as a JSON-ready dict."""
+    """One instance of ``demi check`` as a JSON-ready dict; the error is text, even
+    when a plugin reported something else."""
+    error: object = health.error_message if health else None
+    if error is None or (isinstance(error, str) and not error):
+        error = status.error
     return {
         "instance": status.instance,
         "driver": status.driver,
         "state": status.state.value if status.state else None,
         "health": health.status.value if health else "unhealthy",
         "response_time_ms": round(health.response_time_ms, 3) if health else None,
-        "error": (health.error_message if health else None) or status.error,
+        "error": None if error is None else safe_text(error),
     }
 
 
 def check_table(rows: list[dict[str, Any]], healthy: bool) -> None:
     """The ``demi check`` table."""
+    from rich.markup import escape
     from rich.table import Table
 
     colours = {"healthy": "green", "degraded": "yellow"}
@@ -75,12 +162,12 @@ def check_table(rows: list[dict[str, Any]], healthy: bool) -> None:
         colour = colours.get(row["health"], "red")
         millis = row["response_time_ms"]
         table.add_row(
-            row["instance"],
-            row["driver"],
+            escape(row["instance"]),
+            escape(row["driver"]),
             row["state"] or "-",
             f"[{colour}]{row['health']}[/]",
             f"{millis:.1f}" if millis is not None else "-",
-            row["error"] or "",
+            escape(row["error"] or ""),
         )
     console = _console()
     console.print(table)

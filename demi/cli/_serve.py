@@ -25,7 +25,7 @@ from ..core.config import DemiSettings
 from ..core.logger import get_logger
 from ..exceptions import DemiError
 from ..supervision import Supervisor
-from ._watchdog import Watchdog
+from ._watchdog import MARGIN, Watchdog
 
 LOG = get_logger("demi.run")
 
@@ -34,15 +34,13 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _TICK = 1.0
 # How long the HTTP server may take to close its connections once stopping.
 _HTTP_GRACE = 3.0
-# Past stop_timeout and the HTTP grace, how long before the watchdog ends the process.
-_WATCHDOG_MARGIN = 2.0
 
 
 class _StopBound:
     """The watchdog of one stop, armed at the first stop signal (once)."""
 
     def __init__(self, stop_timeout: float) -> None:
-        self.seconds = stop_timeout + _HTTP_GRACE + _WATCHDOG_MARGIN
+        self.seconds = stop_timeout + _HTTP_GRACE + MARGIN
         self._watchdog: Watchdog | None = None
 
     def arm(self) -> None:

@@ -7,10 +7,13 @@ import os
 import sys
 import threading
 
-__all__ = ["EXIT_STOP_OVERRUN", "Watchdog"]
+__all__ = ["EXIT_STOP_OVERRUN", "MARGIN", "Watchdog"]
 
 #: Exit code when the watchdog had to end a stop that overran its budget.
 EXIT_STOP_OVERRUN = 1
+#: Seconds a watchdog allows past a stop's own budget (``stop_timeout`` and the
+#: like) before it ends the process: room for the bounded stop to finish and report.
+MARGIN = 2.0
 
 
 class Watchdog:
