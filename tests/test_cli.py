@@ -680,31 +680,23 @@ def test_request_from_stdin_that_is_not_utf8_exits_2(tmp_path: Path) -> None:
     assert b"standard input is not UTF-8 text" in result.stderr
 
 
-def test_request_output_is_strict_json(demi: Run) -> None:
-    """A platform answering NaN or infinity still gives strict JSON: those numbers,
-    which JSON cannot hold, are printed as null."""
-    env = {"DEMI_PLATFORMS__N__DRIVER": "request_answers_nan"}
-    result = demi("request", "n", "{}", env=env)
-    assert result.returncode == 0, result.stderr
-    assert strict_json(result.stdout) == {
-        "nan": None,
-        "inf": None,
-        "ninf": None,
-        "ok": 1.5,
-    }
-
-
-def test_request_output_that_contains_itself_is_cut_not_fatal(demi: Run) -> None:
-    """A platform answering with a dict that contains itself still gives JSON: the
-    nesting is cut after 100 levels with a note instead of failing."""
-    env = {"DEMI_PLATFORMS__L__DRIVER": "request_answers_cycle"}
-    result = demi("request", "l", "{}", env=env)
-    assert result.returncode == 0, result.stderr
-    level = strict_json(result.stdout)
-    for _ in range(100):
-        assert isinstance(level, dict) and level["name"] == "loop"
-        level = level["self"]
-    assert level == "<nested more than 100 levels>"
+@pytest.mark.parametrize(
+    ("driver", "fragment"),
+    [
+        ("request_answers_nan", "a non-finite number"),
+        ("request_answers_cycle", "nesting deeper than 100 levels"),
+    ],
+)
+def test_a_reply_json_cannot_carry_is_one_line_exit_1(
+    demi: Run, driver: str, fragment: str
+) -> None:
+    """A platform answering with NaN, infinity or a dict that contains itself has
+    failed the request (a reply leaves demi as JSON): one line naming the platform
+    and what JSON cannot carry, exit 1, nothing on stdout."""
+    result = demi("request", "p", "{}", env={"DEMI_PLATFORMS__P__DRIVER": driver})
+    line = error_line(result, 1)
+    assert "platform 'p'" in line and fragment in line
+    assert result.stdout == ""
 
 
 def test_request_to_an_unknown_instance_exits_2(demi: Run) -> None:

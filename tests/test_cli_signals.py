@@ -260,12 +260,13 @@ def test_a_second_signal_cuts_a_hanging_stop_short(
 def test_a_stop_signal_counts_even_if_a_plugin_swallows_the_interruption(
     tmp_path: Path,
 ) -> None:
-    """A plugin that catches the interruption raised in its import and carries on
-    cannot turn SIGTERM into success: ``demi plugins`` still exits 143."""
+    """A plugin that would catch an interruption raised in its import and carry on
+    cannot turn SIGTERM into success: imports run in a worker thread, so the
+    interruption never reaches plugin code, and ``demi plugins`` exits 143."""
     code, _, err, _ = signal_demi(
         tmp_path, ["plugins", "--namespace", "demi_testplugins.swallowing"],
         "swallows_interrupt_at_import: importing", signal.SIGTERM,
     )  # fmt: skip
-    assert "swallows_interrupt_at_import: swallowed Interrupted" in err
+    assert "swallowed" not in err
     assert code == 143, err
     assert err.splitlines()[-1] == "demi: error: interrupted by SIGTERM"

@@ -516,8 +516,9 @@ async def test_every_answer_is_strict_json_with_secrets_scrubbed(
     async with conductor:
         await supervisor.round()
         odd: Any = {"ratio": float("nan"), "what": Odd(), secret: [float("inf")]}
-        supervisor.record("primary").history.append(
-            PluginHealth(status=HealthStatus.UNHEALTHY, error_message=odd)
+        # The latest verdict's one owner is the manager, behind the conductor.
+        conductor.record_health(
+            "primary", PluginHealth(status=HealthStatus.UNHEALTHY, error_message=odd)
         )
         app = create_app(conductor, supervisor)
         async with serving(app, anyio_backend) as client:
