@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from urllib.parse import quote
 import pytest
 from pydantic import BaseModel, Field, SecretBytes, SecretStr
 
+from demi.core.logger import configure_logging, get_logger
 from demi.core.secrets import (
     REDACTED,
     SECRETS,
@@ -478,3 +480,61 @@ def test_format_exception_scrubs_causes_contexts_and_groups(
     for part in ("LookupError", "ValueError", "ExceptionGroup", "RuntimeError"):
         assert part in text
     _marker_free(text, secret[-4:], *secret.splitlines())
+
+
+@pytest.fixture
+def cli_logging() -> Iterator[None]:
+    """configure_logging() for one test, the "demi" logger put back afterwards."""
+    logger = logging.getLogger("demi")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+def test_logged_tracebacks_are_scrubbed(
+    cli_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A record's exc_info traceback, causes included, is scrubbed, not only its
+    message."""
+    secret = unique_secret()
+    register_secrets({"token": secret})
+    configure_logging(logging.DEBUG)
+    try:
+        raise _chained_failure(secret)
+    except RuntimeError:
+        get_logger("demi.test").exception("request failed")
+    err = capsys.readouterr().err
+    assert "request failed" in err
+    assert "ExceptionGroup" in err
+    assert secret not in err
+
+
+def test_logged_stack_info_is_scrubbed(
+    cli_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A record's stack_info is scrubbed: a stack shows source lines, which can
+    hold a secret."""
+    secret = "stack-secret-8e1f9a"
+    register_secrets({"token": secret})
+    configure_logging(logging.DEBUG)
+    get_logger("demi.test").info("here", stack_info=True)  # stack-secret-8e1f9a
+    err = capsys.readouterr().err
+    assert "Stack (most recent call last)" in err
+    assert secret not in err
+
+
+def test_records_leave_the_cli_handler_scrubbed(
+    cli_logging: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Handlers that see a record after the CLI's (a host's, pytest's) get its
+    message and traceback scrubbed as well."""
+    secret = unique_secret()
+    register_secrets({"token": secret})
+    configure_logging(logging.DEBUG)
+    try:
+        raise _chained_failure(secret)
+    except RuntimeError:
+        get_logger("demi.test").exception("failed with %s", secret)
+    assert "ExceptionGroup" in caplog.text
+    assert secret not in caplog.text
