@@ -5,9 +5,14 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -538,3 +543,52 @@ def test_records_leave_the_cli_handler_scrubbed(
         get_logger("demi.test").exception("failed with %s", secret)
     assert "ExceptionGroup" in caplog.text
     assert secret not in caplog.text
+
+
+# -- the demi command ----------------------------------------------------------------
+
+#: The console script of the package under test, installed beside this interpreter.
+DEMI = Path(sys.executable).with_name("demi")
+
+
+def demi_command(
+    cwd: Path, *args: str, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``demi ARGS`` in ``cwd``, without the caller's DEMI_* variables, with
+    wide colourless output."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    clean.update(COLUMNS="400", NO_COLOR="1")
+    return subprocess.run(
+        [str(DEMI), *args],
+        cwd=cwd,
+        env=clean,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("secret", AWKWARD_SECRETS)
+def test_debug_traceback_hides_secrets_in_chained_plugin_errors(
+    tmp_path: Path, secret: str
+) -> None:
+    """``demi --debug request`` prints the plugin's whole exception chain (cause,
+    context, exception group) and no form of the secret it carries."""
+    (tmp_path / "demi.toml").write_text(
+        textwrap.dedent(
+            f"""
+            [platforms.chat]
+            driver = "secret_in_error"
+            [platforms.chat.config]
+            token = {json.dumps(secret)}
+            """
+        )
+    )
+    result = demi_command(tmp_path, "--debug", "request", "chat", "{}")
+    assert result.returncode == 1
+    for part in ("LookupError", "ValueError", "ExceptionGroup", "RuntimeError"):
+        assert part in result.stderr
+    _marker_free(result.stdout + result.stderr, secret[-4:], *secret.splitlines())

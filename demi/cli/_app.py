@@ -9,7 +9,6 @@ import importlib.util
 import json
 import logging
 import sys
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, get_args
@@ -19,7 +18,7 @@ import anyio
 from ..conductor import Conductor
 from ..core.config import DemiSettings, load_settings
 from ..core.logger import configure_logging, get_logger
-from ..core.secrets import register_secrets, scrub
+from ..core.secrets import format_exception, register_secrets, scrub
 from ..exceptions import ConfigError, DemiError, PluginNotFoundError
 from ..plugins.discovery import scan_entry_points
 from . import _render
@@ -75,7 +74,9 @@ def _unwrap(err: BaseException) -> BaseException:
 
 def _fail(message: str, code: int, opts: Options, raised: BaseException) -> NoReturn:
     if opts.debug:
-        traceback.print_exception(raised)
+        # Through the scrubber: a plugin's exception, or one it was chained from,
+        # can hold a secret of its configuration.
+        sys.stderr.write(format_exception(raised))
     hint = "" if opts.debug or code != EXIT_FAILED else " (--debug shows more)"
     print(f"demi: error: {scrub(message)}{hint}", file=sys.stderr)
     raise SystemExit(code)
