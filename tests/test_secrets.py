@@ -550,6 +550,15 @@ def test_records_leave_the_cli_handler_scrubbed(
 #: The console script of the package under test, installed beside this interpreter.
 DEMI = Path(sys.executable).with_name("demi")
 
+#: Secrets a nested_secrets instance is configured with, none under a secret key.
+NESTED = {
+    "proof": "deep-proof-6a0b17",
+    "spare": "spare-proof-7b1c28",
+    "mirror": "mirror-proof-8c2d39",
+    "replica": "replica-proof-9d3e4a",
+    "fallback": "fallback-proof-ae4f5b",
+}
+
 
 def demi_command(
     cwd: Path, *args: str, timeout: float = 60.0
@@ -568,6 +577,88 @@ def demi_command(
         timeout=timeout,
         check=False,
     )
+
+
+def nested_instance(name: str, driver: str = "nested_secrets") -> str:
+    """demi.toml text for one instance of nested_secrets holding every NESTED value."""
+    return textwrap.dedent(
+        f"""
+        [platforms.{name}]
+        driver = "{driver}"
+        [platforms.{name}.config.upstream]
+        url = "https://up.example"
+        login = {{ user = "app", proof = "{NESTED["proof"]}" }}
+        spare = "{NESTED["spare"]}"
+        [[platforms.{name}.config.mirrors]]
+        host = "m1.example"
+        proof = "{NESTED["mirror"]}"
+        [platforms.{name}.config.replicas.eu]
+        host = "eu.example"
+        proof = "{NESTED["replica"]}"
+        [platforms.{name}.config.fallback]
+        user = "ops"
+        proof = "{NESTED["fallback"]}"
+        """
+    )
+
+
+def assert_nested_redacted(config: dict[str, Any]) -> None:
+    """The nested_secrets config as ``demi config --json`` should show it."""
+    assert config == {
+        "upstream": {
+            "url": "https://up.example",
+            "login": {"user": "app", "proof": REDACTED},
+            "spare": REDACTED,
+        },
+        "mirrors": [{"host": "m1.example", "proof": REDACTED}],
+        "replicas": {"eu": {"host": "eu.example", "proof": REDACTED}},
+        "fallback": {"user": "ops", "proof": REDACTED},
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "table"])
+def test_config_redacts_driver_secrets_at_any_depth(
+    tmp_path: Path, as_json: bool
+) -> None:
+    """``demi config`` hides every value the driver's config_model types as SecretStr,
+    in nested models, lists and dicts of models, whatever its key."""
+    (tmp_path / "demi.toml").write_text(nested_instance("deep"))
+    result = demi_command(tmp_path, "config", *(["--json"] if as_json else []))
+    assert result.returncode == 0, result.stderr
+    _marker_free(result.stdout + result.stderr, *NESTED.values())
+    if as_json:
+        shown = json.loads(result.stdout)["settings"]["platforms"]["deep"]["config"]
+        assert_nested_redacted(shown)
+    else:
+        assert "eu.example" in result.stdout
+        assert REDACTED in result.stdout
+
+
+@pytest.mark.slow
+def test_config_gives_up_on_a_driver_whose_import_hangs(tmp_path: Path) -> None:
+    """A driver whose import never returns is abandoned after init_timeout: ``demi
+    config`` still answers, redacting that instance's keys by name and the other
+    instance's by its model."""
+    (tmp_path / "demi.toml").write_text(
+        'namespace = "demi_testplugins.hangs"\ninit_timeout = 0.5\n'
+        + nested_instance("deep")
+        + textwrap.dedent(
+            """
+            [platforms.stuck]
+            driver = "hangs_at_import"
+            [platforms.stuck.config]
+            api_token = "stuck-token-bf5a6c"
+            colour = "blue"
+            """
+        )
+    )
+    result = demi_command(tmp_path, "config", "--json", timeout=30.0)
+    assert result.returncode == 0, result.stderr
+    _marker_free(result.stdout + result.stderr, "stuck-token-bf5a6c", *NESTED.values())
+    platforms = json.loads(result.stdout)["settings"]["platforms"]
+    assert platforms["stuck"]["config"] == {"api_token": REDACTED, "colour": "blue"}
+    assert_nested_redacted(platforms["deep"]["config"])
 
 
 @pytest.mark.slow
