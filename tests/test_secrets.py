@@ -641,7 +641,7 @@ def test_config_gives_up_on_a_driver_whose_import_hangs(tmp_path: Path) -> None:
     config`` still answers, redacting that instance's keys by name and the other
     instance's by its model."""
     (tmp_path / "demi.toml").write_text(
-        'namespace = "demi_testplugins.hangs"\ninit_timeout = 0.5\n'
+        'namespace = "demi_testplugins.config_imports"\ninit_timeout = 0.5\n'
         + nested_instance("deep")
         + textwrap.dedent(
             """
@@ -683,3 +683,28 @@ def test_debug_traceback_hides_secrets_in_chained_plugin_errors(
     for part in ("LookupError", "ValueError", "ExceptionGroup", "RuntimeError"):
         assert part in result.stderr
     _marker_free(result.stdout + result.stderr, secret[-4:], *secret.splitlines())
+
+
+@pytest.mark.slow
+def test_config_skips_a_driver_whose_import_raises_keyboardinterrupt(
+    tmp_path: Path,
+) -> None:
+    """A driver whose import raises what the loader lets through (KeyboardInterrupt)
+    is skipped: ``demi config`` still answers, redacting its keys by name."""
+    (tmp_path / "demi.toml").write_text(
+        textwrap.dedent(
+            """
+            namespace = "demi_testplugins.config_imports"
+            [platforms.odd]
+            driver = "interrupts_at_import"
+            [platforms.odd.config]
+            password = "odd-password-c06d7e"
+            colour = "blue"
+            """
+        )
+    )
+    result = demi_command(tmp_path, "config", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "odd-password-c06d7e" not in result.stdout + result.stderr
+    platforms = json.loads(result.stdout)["settings"]["platforms"]
+    assert platforms["odd"]["config"] == {"password": REDACTED, "colour": "blue"}
