@@ -276,6 +276,16 @@ def test_register_secrets_registers_url_passwords_as_written_and_decoded() -> No
     )
 
 
+def test_redact_scrubs_registered_secrets_out_of_plain_strings() -> None:
+    """A registered secret inside an ordinary value (a header someone wrote out) is
+    replaced, the rest of the value kept."""
+    secret = unique_secret()
+    register_secrets({"token": secret})
+    assert redact({"headers": [f"X-Auth: {secret}"]}) == {
+        "headers": [f"X-Auth: {REDACTED}"]
+    }
+
+
 # -- the registry --------------------------------------------------------------------
 
 
