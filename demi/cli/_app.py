@@ -9,17 +9,16 @@ import functools
 import importlib.util
 import logging
 import sys
-import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import anyio
 
 from ..conductor import Conductor
 from ..core.config import DemiSettings, load_settings
 from ..core.logger import configure_logging, get_logger
-from ..core.secrets import register_secrets, scrub
+from ..core.secrets import format_exception, register_secrets, scrub
 from ..exceptions import ConfigError, DemiError, PluginNotFoundError
 from ..plugins.discovery import scan_entry_points
 from . import _render
@@ -32,6 +31,9 @@ from ._signals import (
     reinstall,
     run_async,
 )
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 LOG = get_logger("demi.cli")
 
@@ -104,7 +106,9 @@ def _unwrap(err: BaseException) -> BaseException:
 
 def _fail(message: str, code: int, opts: Options, raised: BaseException) -> NoReturn:
     if opts.debug:
-        traceback.print_exception(raised)
+        # Through the scrubber: a plugin's exception, or one it was chained from,
+        # can hold a secret of its configuration.
+        sys.stderr.write(format_exception(raised))
     hint = "" if opts.debug or code != EXIT_FAILED else " (--debug shows more)"
     print(f"demi: error: {scrub(message)}{hint}", file=sys.stderr)
     raise SystemExit(code)
@@ -234,31 +238,65 @@ def request(opts: Options, *, instance: str, payload: str, backend: str | None) 
 def show_config(opts: Options, *, as_json: bool) -> int:
     """``demi config``: the effective settings, secrets redacted."""
     settings = _settings(opts)
-    _render.config(settings, as_json=as_json, secret_fields=_secret_fields(settings))
+    _render.config(settings, as_json=as_json, models=_secret_fields(settings))
     return EXIT_OK
 
 
-def _secret_fields(settings: DemiSettings) -> dict[str, set[str]]:
-    """Per instance, the config keys its driver's ``config_model`` types as
-    SecretStr or SecretBytes, whatever their names (a driver that cannot be
-    imported is skipped: its secret-looking keys are still redacted by name)."""
-    from pydantic import SecretBytes, SecretStr
+def _secret_fields(settings: DemiSettings) -> dict[str, type[BaseModel]]:
+    """Per instance, its driver's ``config_model``: what says which of its config
+    keys are secret, at any depth, whatever their names.
+
+    Each driver is imported in a daemon thread, all of them within one
+    ``init_timeout``: one whose import hangs is abandoned and one that fails to
+    import is skipped (either way its secret-looking keys are still redacted by
+    name), so no driver can hang ``demi config`` or end it.
+    """
+    import threading
+    import time
 
     from ..plugins.discovery import load_driver
 
-    found: dict[str, set[str]] = {}
-    for name, spec in settings.platforms.items():
+    drivers = sorted({spec.driver for spec in settings.platforms.values()})
+    models: dict[str, type[BaseModel] | None] = {}
+    lock = threading.Lock()
+
+    def load(driver: str) -> None:
         try:
-            model = load_driver(spec.driver, settings.namespace).config_model
-        except DemiError:
-            continue
-        if model is None:
-            continue
-        for key, field in model.model_fields.items():
-            types = {field.annotation, *get_args(field.annotation)}
-            if types & {SecretStr, SecretBytes}:
-                found.setdefault(name, set()).update({key, field.alias or key})
-    return found
+            model = load_driver(driver, settings.namespace).config_model
+        except BaseException as err:  # a worker thread: nothing may escape it
+            LOG.debug("driver %r not imported for its config_model: %r", driver, err)
+            return
+        with lock:
+            models[driver] = model
+
+    threads = [
+        threading.Thread(
+            target=load, args=(driver,), daemon=True, name=f"demi-{driver}"
+        )
+        for driver in drivers
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + settings.init_timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    with lock:
+        loaded = dict(models)
+    late = [
+        driver
+        for driver, thread in zip(drivers, threads, strict=True)
+        if thread.is_alive()
+    ]
+    if late:
+        LOG.warning(
+            "demi config: gave up importing %s after %ss; their secret-looking keys "
+            "are redacted by name only", ", ".join(late), settings.init_timeout,
+        )  # fmt: skip
+    return {
+        name: model
+        for name, spec in settings.platforms.items()
+        if (model := loaded.get(spec.driver)) is not None
+    }
 
 
 def run(opts: Options, *, backend: str | None, http_bind: str | None) -> int:

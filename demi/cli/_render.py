@@ -14,9 +14,10 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..core.secrets import REDACTED, redact
+from ..core.secrets import REDACTED, redact, redact_by_model
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from rich.console import Console
 
     from ..conductor import Conductor, InstanceStatus
@@ -179,15 +180,20 @@ def config(
     *,
     as_json: bool,
     secret_fields: Mapping[str, Collection[str]] | None = None,
+    models: Mapping[str, type[BaseModel]] | None = None,
 ) -> None:
     """The effective configuration, secrets redacted: secret-looking keys, secret
-    types, and the keys in ``secret_fields`` (by instance: what drivers type as
-    secret)."""
+    types, URL passwords, registered secret values, what each instance's driver
+    model in ``models`` types as secret at any depth, and the top-level keys in
+    ``secret_fields`` (by instance)."""
     dumped = settings.model_dump(mode="python")
     for instance, keys in (secret_fields or {}).items():
         options = dumped["platforms"][instance]["config"]
         for key in options.keys() & set(keys):
             options[key] = REDACTED
+    for instance, model in (models or {}).items():
+        platform = dumped["platforms"][instance]
+        platform["config"] = redact_by_model(platform["config"], model)
     data = {
         "config_file": str(settings.config_file) if settings.config_file else None,
         "settings": redact(dumped),

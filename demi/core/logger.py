@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 __all__ = ["configure_logging", "get_logger"]
 
@@ -27,32 +28,42 @@ def get_logger(name: str) -> logging.Logger:
 
 
 def configure_logging(level: int | str = logging.INFO) -> None:
-    """Send demi's records to standard error, one line each (used by the CLI).
+    """Send demi's records to standard error, one line each (used by the CLI), every
+    line of them (tracebacks and stacks included) scrubbed of registered secrets.
 
     Calling it again replaces the handler it installed before, never stacks a second one.
     """
     logger = logging.getLogger(_ROOT)
     for handler in list(logger.handlers):
-        if getattr(handler, "_demi_cli", False):
+        if isinstance(handler, _ScrubbingHandler):
             logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_ScrubSecrets())
+    handler = _ScrubbingHandler(sys.stderr)
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
-    handler._demi_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(level)
 
 
-class _ScrubSecrets(logging.Filter):
-    """Replace registered secret values in a record's final message."""
+class _ScrubbingHandler(logging.StreamHandler[TextIO]):
+    """A stream handler that scrubs the whole formatted record: the message, and the
+    ``exc_info`` traceback and ``stack_info`` a formatter appends to it, since a
+    plugin's exception or a source line in a stack can hold a secret as well."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def format(self, record: logging.LogRecord) -> str:
+        # Imported here: secrets imports pydantic, and `demi --help` stays fast.
         from .secrets import scrub
 
+        # The record is scrubbed too, not only this handler's text: handlers of the
+        # loggers above "demi" (a host's, pytest's) see it after this one, and
+        # formatters reuse the traceback text cached on it.
         message = record.getMessage()
         cleaned = scrub(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
-        return True
+        text = super().format(record)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
+        return scrub(text)
