@@ -73,11 +73,12 @@ def tox_add_core_config(core_conf: ConfigSet, state: State) -> None:
 @impl
 def tox_env_teardown(tox_env: ToxEnv) -> None:
     """After an env that found no interpreter, say which version and how to get it."""
+    from tox.tox_env.errors import Skip
     from tox.tox_env.python.api import NoInterpreter, Python
 
     if not isinstance(tox_env, Python):
         return
     try:
         tox_env.base_python  # noqa: B018 (searched once; this reads the outcome)
-    except NoInterpreter as missing:
-        _LOGGER.error("%s", missing_hint(missing.base_pythons))
+    except (NoInterpreter, Skip):  # Skip: the same, with skip_missing_interpreters
+        _LOGGER.error("%s", missing_hint(tox_env.conf["base_python"]))

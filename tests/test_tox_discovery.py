@@ -100,6 +100,22 @@ def test_a_missing_interpreter_fails_fast_naming_it(tmp_path: Path) -> None:
     assert elapsed < 60, f"{elapsed:.1f} s"
 
 
+@pytest.mark.slow
+def test_a_skipped_missing_interpreter_is_named_too(tmp_path: Path) -> None:
+    """Where missing interpreters are skipped (`--skip-missing-interpreters`, never
+    in this project's tox.ini), the skip is reported with the same line, not a
+    crash of the plugin."""
+    result = run_tox(
+        "run", "-e", "py399", "--notest", "--skip-missing-interpreters", "true",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    assert "internal error" not in output, output
+    assert "py399: skipped because could not find python interpreter" in output, output
+    assert "install it with `pyenv install 3.99`" in output, output
+
+
 def test_pyenv_interpreters_are_final_cpython_3_newest_first(
     toxfile: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
