@@ -61,9 +61,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The version lives in setup.cfg only; read it when asked.
+    # The version lives in setup.cfg only; read it when asked. The distribution is
+    # demi-conductor: "demi" on PyPI is an unrelated project.
     if name == "__version__":
         from importlib.metadata import version
 
-        return version("demi")
+        return version("demi-conductor")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

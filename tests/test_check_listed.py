@@ -24,8 +24,9 @@ def _check(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_valid_listed_platform_passes() -> None:
-    """The built-in echo platform is listed as valid, from the demi distribution."""
-    result = _check("echo", "--distribution", "demi")
+    """The built-in echo platform is listed as valid, from the demi-conductor
+    distribution."""
+    result = _check("echo", "--distribution", "demi-conductor")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("echo: valid, demi.platforms.echo:EchoPlatform")
 
@@ -41,4 +42,4 @@ def test_a_platform_from_another_distribution_fails() -> None:
     """A listed platform owned by another distribution than required fails the check."""
     result = _check("echo", "--distribution", "demi-webhook")
     assert result.returncode == 1
-    assert "'echo' comes from 'demi', not 'demi-webhook'" in result.stderr
+    assert "'echo' comes from 'demi-conductor', not 'demi-webhook'" in result.stderr

@@ -1,5 +1,10 @@
 """docs/writing-a-platform.md: every command in the guide runs, in order, from an
-empty folder, in a fresh virtual environment, so the guide cannot fall behind."""
+empty folder, in a fresh virtual environment, so the guide cannot fall behind.
+
+Until demi is published the guide installs it from a clone at ``~/src/demi``, or from
+a wheel built from that clone: the test lays a copy of this checkout there under a
+scratch HOME and runs each way as written, with no package-index setting of its own
+(pip gets demi's dependencies from PyPI, as a reader's does)."""
 
 from __future__ import annotations
 
@@ -12,7 +17,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +29,10 @@ FENCE = re.compile(r"^```(?P<info>[^\n]*)\n(?P<body>.*?)^```[ \t]*$", re.M | re.
 TITLE = re.compile(r'title="(?P<title>[^"]+)"')
 # What the guide builds, and the files it writes on the way.
 PACKAGE_FILES = {"pyproject.toml", "src/demi_hello/__init__.py", "demi.toml"}
+# The ways the guide installs demi: a block written ```console WAY is one of them.
+INSTALL_WAYS = ("checkout", "wheel")
+# Where the guide expects the reader's clone of demi, under HOME.
+CLONE = Path("src", "demi")
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,9 @@ class Block:
     #: The file the block is, for a block written as ```lang title="path".
     title: str | None
     body: str
+    #: The install way the block belongs to, for a block written as ```console WAY;
+    #: the other blocks belong to every way.
+    way: str | None = None
 
     @property
     def commands(self) -> list[str]:
@@ -50,20 +61,29 @@ def guide_blocks() -> list[Block]:
     for match in FENCE.finditer(GUIDE.read_text(encoding="utf-8")):
         info = match["info"].strip()
         title = TITLE.search(info)
+        words = TITLE.sub("", info).split()
         blocks.append(
-            Block(info.split(" ")[0], title["title"] if title else None, match["body"])
+            Block(
+                words[0] if words else "",
+                title["title"] if title else None,
+                match["body"],
+                words[1] if len(words) > 1 else None,
+            )
         )
     return blocks
 
 
-def guide_script(blocks: list[Block], plugins_json: Path) -> str:
-    """A bash script that does what the guide says: writes each titled file where the
-    reader is at that point and runs each command, stopping at the first failure."""
+def guide_script(blocks: list[Block], plugins_json: Path, way: str) -> str:
+    """A bash script that does what the guide says, installing demi the ``way`` way:
+    writes each titled file where the reader is at that point and runs each command,
+    stopping at the first failure."""
     lines = [
         "set -euo pipefail",
         "trap 'echo \"guide command failed: $BASH_COMMAND\" >&2' ERR",
     ]
     for block in blocks:
+        if block.way not in (None, way):
+            continue
         if block.title is not None:
             path = shlex.quote(block.title)
             lines += [
@@ -78,63 +98,42 @@ def guide_script(blocks: list[Block], plugins_json: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def setup_cfg_version() -> str:
-    """demi's version, from the one place it is written."""
+def setup_cfg_metadata() -> configparser.SectionProxy:
+    """demi's distribution name and version, from the one place they are written."""
     parser = configparser.ConfigParser()
     parser.read(ROOT / "setup.cfg", encoding="utf-8")
-    return parser["metadata"]["version"]
+    return parser["metadata"]
 
 
-def build_demi_wheel(wheelhouse: Path, scratch: Path) -> None:
-    """Build demi's wheel from a copy of this checkout (the build writes beside its
-    sources, and the checkout stays clean)."""
-    source = scratch / "demi-src"
-    source.mkdir()
+def lay_clone(home: Path) -> Path:
+    """A copy of what building demi needs from this checkout, where the guide expects
+    the reader's clone (the build writes beside its sources; the checkout stays
+    clean)."""
+    clone = home / CLONE
+    clone.mkdir(parents=True)
     for name in ("setup.cfg", "pyproject.toml", "README.md"):
-        if (ROOT / name).exists():
-            (source / name).write_bytes((ROOT / name).read_bytes())
+        shutil.copyfile(ROOT / name, clone / name)
     shutil.copytree(
-        ROOT / "demi", source / "demi", ignore=shutil.ignore_patterns("__pycache__")
+        ROOT / "demi", clone / "demi", ignore=shutil.ignore_patterns("__pycache__")
     )
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-         "--wheel-dir", str(wheelhouse), str(source)],
-        check=True, timeout=300,
-    )  # fmt: skip
+    return clone
 
 
-def dependency_farm(farm: Path) -> Path:
-    """A directory of links to every installed distribution of this environment except
-    demi's own, so the guide's venv finds demi's dependencies without downloading
-    them and must install demi itself, as a reader would."""
-    farm.mkdir()
-    sites = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    for site in sorted(sites):
-        for entry in Path(site).iterdir():
-            name = entry.name.lower()
-            if name.startswith(("demi", "__editable__", "_virtualenv")):
-                continue
-            if not (farm / entry.name).exists():
-                (farm / entry.name).symlink_to(entry)
-    return farm
-
-
-def guide_environment(tmp_path: Path, wheelhouse: Path, farm: Path) -> dict[str, str]:
-    """The caller's environment, pointed at the fresh build of demi."""
+def guide_environment(tmp_path: Path, home: Path) -> dict[str, str]:
+    """The caller's environment with a scratch HOME (holding the clone) and without
+    demi's settings or the caller's virtual environment."""
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("DEMI_", "PYTHON", "VIRTUAL_ENV"))
     }
     user_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    constraints = tmp_path / "constraints.txt"
-    constraints.write_text(f"demi=={setup_cfg_version()}\n", encoding="utf-8")
     env.update(
+        HOME=str(home),
+        # The guide's `python` is this Python: the one the suite checks.
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
-        PYTHONPATH=str(farm),
-        PIP_FIND_LINKS=" ".join(filter(None, [str(wheelhouse), env.get("PIP_FIND_LINKS")])),
-        PIP_CONSTRAINT=str(constraints),
-        PIP_CACHE_DIR=env.get("PIP_CACHE_DIR", str(user_cache / "pip")),
+        # pip's download cache is kept (it only saves time); nothing else of it is.
+        PIP_CACHE_DIR=os.environ.get("PIP_CACHE_DIR", str(user_cache / "pip")),
         PIP_DISABLE_PIP_VERSION_CHECK="1",
         PIP_NO_INPUT="1",
         XDG_CACHE_HOME=str(tmp_path / "cache"),
@@ -168,22 +167,41 @@ def test_every_toml_block_parses() -> None:
             tomllib.loads(block.body)
 
 
+def test_every_install_way_has_its_block_and_no_other_way_is_written() -> None:
+    """Each way of installing demi has a block, and a block of a way the test does not
+    know (a typo) cannot be silently left out of every run."""
+    ways = [block.way for block in guide_blocks() if block.way is not None]
+    assert sorted(ways) == sorted(INSTALL_WAYS)
+
+
+def test_the_wheel_the_guide_installs_is_the_one_the_clone_builds() -> None:
+    """The wheel file the guide names carries setup.cfg's distribution and version."""
+    metadata = setup_cfg_metadata()
+    name = metadata["name"].replace("-", "_")
+    wheel = f"{name}-{metadata['version']}-py3-none-any.whl"
+    (block,) = [block for block in guide_blocks() if block.way == "wheel"]
+    assert any(wheel in command for command in block.commands), block.commands
+
+
 @pytest.mark.slow
-def test_guide_commands_run_in_a_fresh_virtual_environment(tmp_path: Path) -> None:
-    """Run from an empty folder, the guide's commands all succeed and leave a platform
-    that `demi plugins` lists as valid."""
-    wheelhouse = tmp_path / "wheelhouse"
-    build_demi_wheel(wheelhouse, tmp_path)
-    farm = dependency_farm(tmp_path / "farm")
+@pytest.mark.parametrize("way", INSTALL_WAYS)
+def test_guide_commands_run_in_a_fresh_virtual_environment(
+    tmp_path: Path, way: str
+) -> None:
+    """Run from an empty folder, installing demi from the clone or from a wheel built
+    from it, the guide's commands all succeed and leave a platform that `demi
+    plugins` lists as valid, beside demi-conductor's own echo."""
+    home = tmp_path / "home"
+    lay_clone(home)
     workdir = tmp_path / "reader"
     workdir.mkdir()
     plugins_json = tmp_path / "plugins.json"
     script = tmp_path / "guide.sh"
-    script.write_text(guide_script(guide_blocks(), plugins_json), encoding="utf-8")
+    script.write_text(guide_script(guide_blocks(), plugins_json, way), encoding="utf-8")
     result = subprocess.run(
         ["bash", str(script)],
         cwd=workdir,
-        env=guide_environment(tmp_path, wheelhouse, farm),
+        env=guide_environment(tmp_path, home),
         capture_output=True,
         text=True,
         timeout=600,
@@ -193,3 +211,4 @@ def test_guide_commands_run_in_a_fresh_virtual_environment(tmp_path: Path) -> No
     listed = {row["name"]: row for row in json.loads(plugins_json.read_text())}
     assert listed["hello"]["valid"], listed["hello"]["error"]
     assert listed["hello"]["distribution"] == "demi-hello"
+    assert listed["echo"]["distribution"] == "demi-conductor"

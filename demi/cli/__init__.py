@@ -59,7 +59,7 @@ def _json_option(func: F) -> F:
               help="TOML file to read (default: DEMI_CONFIG, else ./demi.toml).")  # fmt: skip
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens to stderr.")
-@click.version_option(package_name="demi", prog_name="demi")
+@click.version_option(package_name="demi-conductor", prog_name="demi")
 @click.pass_context
 def cli(
     ctx: click.Context, config_file: str | None, debug: bool, verbose: bool
