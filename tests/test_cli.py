@@ -264,7 +264,7 @@ def test_plugins_json_is_one_object_per_entry_point(demi: Run) -> None:
     assert by_name["echo"] == {
         "name": "echo",
         "target": "demi.platforms.echo:EchoPlatform",
-        "distribution": "demi",
+        "distribution": "demi-conductor",
         "version": "0.1.0",
         "valid": True,
         "error": None,

@@ -160,7 +160,7 @@ def test_plugin_errors_are_plugin_errors(name: str) -> None:
 
 def test_version_is_the_installed_distributions() -> None:
     """demi.__version__ is the version of the installed demi distribution."""
-    assert demi.__version__ == importlib.metadata.version("demi")
+    assert demi.__version__ == importlib.metadata.version("demi-conductor")
 
 
 def test_unknown_attribute_raises_attribute_error() -> None:
@@ -179,7 +179,7 @@ def test_py_typed_is_shipped() -> None:
 
 def test_demi_registers_its_own_platforms_only() -> None:
     """demi's metadata registers echo, and every platform it registers is its own."""
-    entry_points = importlib.metadata.distribution("demi").entry_points
+    entry_points = importlib.metadata.distribution("demi-conductor").entry_points
     platforms = {
         ep.name: ep.value for ep in entry_points.select(group="demi.platforms")
     }
@@ -189,7 +189,7 @@ def test_demi_registers_its_own_platforms_only() -> None:
 
 def test_demi_metadata_never_names_the_test_plugins() -> None:
     """No entry point of demi's own points into a test distribution."""
-    entry_points = importlib.metadata.distribution("demi").entry_points
+    entry_points = importlib.metadata.distribution("demi-conductor").entry_points
     assert not [ep for ep in entry_points if "demi_testplugins" in ep.value]
 
 

@@ -97,7 +97,7 @@ def check(opts: Any, as_json: bool, backend: str | None) -> None:
 @_backend_option
 @click.option("--http", "http_bind", metavar="HOST:PORT", default=None,
               help="Serve /healthz, /readyz, /health and /metrics here "
-              "(needs demi[http]; bind beyond loopback only on purpose).")  # fmt: skip
+              "(needs demi-conductor[http]; bind beyond loopback only on purpose).")  # fmt: skip
 @click.pass_obj
 def run(opts: Any, backend: str | None, http_bind: str | None) -> None:
     """Run the conductor in the foreground until SIGINT or SIGTERM (SIGHUP reloads)."""

@@ -17,7 +17,7 @@ contract requires. demi registers this package's pytest plugin (entry point
 ``pytest11``, name ``demi``), so nothing needs to be added to ``conftest.py``.
 
 The library never imports this package; this package may import anything, pytest
-included, which is why pytest is needed only where it is used (``demi[testing]``).
+included, which is why pytest is needed only where it is used (``demi-conductor[testing]``).
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ class PlatformConformance:
         if backend == "trio" and importlib.util.find_spec("trio") is None:
             pytest.fail(
                 "The conformance kit checks every platform on trio as well, so trio "
-                "must be installed (pip install 'demi[testing]').",
+                "must be installed (pip install 'demi-conductor[testing]').",
                 pytrace=False,
             )
         return backend
