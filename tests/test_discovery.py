@@ -258,7 +258,10 @@ def test_scan_names_demi_as_echos_distribution(
     from importlib.metadata import version
 
     (info,) = report["echo"]
-    assert (info.distribution, info.version) == ("demi-conductor", version("demi-conductor"))
+    assert (info.distribution, info.version) == (
+        "demi-conductor",
+        version("demi-conductor"),
+    )
     assert info.target == "demi.platforms.echo:EchoPlatform"
 
 

@@ -127,7 +127,9 @@ def _backend(settings: DemiSettings, chosen: str | None) -> str:
 
 def _check_backend(backend: str) -> None:
     if backend == "trio" and importlib.util.find_spec("trio") is None:
-        raise UsageProblem("the trio backend needs trio: pip install 'demi-conductor[trio]'")
+        raise UsageProblem(
+            "the trio backend needs trio: pip install 'demi-conductor[trio]'"
+        )
 
 
 def _run_async(backend: str, func: Callable[[], Any]) -> Any:
@@ -310,7 +312,9 @@ def run(opts: Options, *, backend: str | None, http_bind: str | None) -> int:
     configure_logging(logging.DEBUG if opts.debug else settings.log_level)
     bind = _parse_bind(http_bind) if http_bind else None
     if bind is not None and importlib.util.find_spec("hypercorn") is None:
-        raise UsageProblem("--http needs the http extra: pip install 'demi-conductor[http]'")
+        raise UsageProblem(
+            "--http needs the http extra: pip install 'demi-conductor[http]'"
+        )
     from ._serve import exit_now, open_listener, serve
 
     listener = None
