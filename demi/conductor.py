@@ -302,11 +302,10 @@ class Conductor(AsyncContextManagerMixin):
                 instance, f"platform {instance!r} did not answer within {timeout:g}s"
             ) from None
         except Exception as err:
-            # Not chained: the plugin's exception (and its traceback's locals) stay
-            # inside the boundary.
+            # Chained, so --debug shows the plugin's own traceback (scrubbed).
             raise PlatformRequestError(
                 instance, f"platform {instance!r} failed the request: {describe(err)}"
-            ) from None
+            ) from err
         if not isinstance(response, dict):
             raise PlatformRequestError(
                 instance,
