@@ -14,6 +14,7 @@ from .core.config import DemiSettings as DemiSettings
 from .core.config import PlatformSettings as PlatformSettings
 from .exceptions import ConfigError as ConfigError
 from .exceptions import DemiError as DemiError
+from .exceptions import PlatformFatalError as PlatformFatalError
 from .exceptions import PlatformRequestError as PlatformRequestError
 from .exceptions import PlatformTimeoutError as PlatformTimeoutError
 from .exceptions import PlatformUnavailableError as PlatformUnavailableError
@@ -24,8 +25,12 @@ from .exceptions import PluginStateError as PluginStateError
 from .exceptions import PluginValidationError as PluginValidationError
 from .platforms import BasePlatform as BasePlatform
 from .platforms import HealthStatus as HealthStatus
+from .platforms import InboundEvent as InboundEvent
+from .platforms import Inbox as Inbox
 from .platforms import PluginHealth as PluginHealth
 from .platforms import SyncPlatform as SyncPlatform
+from .platforms import WebhookRequest as WebhookRequest
+from .platforms import WebhookResponse as WebhookResponse
 from .plugins import PluginManager as PluginManager
 from .plugins import PluginMetadata as PluginMetadata
 from .plugins import PluginState as PluginState
@@ -39,6 +44,9 @@ __all__ = [
     "DemiError",
     "DemiSettings",
     "HealthStatus",
+    "InboundEvent",
+    "Inbox",
+    "PlatformFatalError",
     "PlatformRequestError",
     "PlatformSettings",
     "PlatformTimeoutError",
@@ -53,6 +61,8 @@ __all__ = [
     "PluginStateError",
     "PluginValidationError",
     "SyncPlatform",
+    "WebhookRequest",
+    "WebhookResponse",
     "discover_plugins",
     "validate_plugin_class",
 ]
