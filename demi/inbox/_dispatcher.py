@@ -1,0 +1,326 @@
+"""The dispatcher: drains every instance's inbox into the handler.
+
+Scheduling without a reader task: :meth:`InstanceInbox.send` hands each accepted event
+straight to :meth:`Dispatcher._schedule`, which either starts a worker for it or
+queues it. A conversation is *claimed* from the moment one of its events is queued
+or being handled until none is left, and the events behind the claimed one wait in
+the claim's queue: that is the per-conversation order. A worker that finishes an
+event takes the next one of its conversation (or, if other conversations are
+waiting, queues it behind them and takes theirs), so at most
+``handler_concurrency`` workers ever exist and none waits idle.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Self
+
+import anyio
+from anyio import AsyncContextManagerMixin
+from anyio.abc import TaskGroup, TaskStatus
+
+from ..core.logger import get_logger
+from ..platforms.inbound import InboundEvent
+from ._buffer import EventObserver, InstanceInbox
+
+__all__ = ["Dispatcher", "HandledObserver", "Handler", "Reply"]
+
+LOG = get_logger(__name__)
+
+#: The handler: called once per accepted event; a mapping it returns is a reply.
+Handler = Callable[[InboundEvent], Awaitable[Mapping[str, Any] | None]]
+#: Sends a reply: ``reply(instance, request)`` (the conductor passes its dispatch).
+Reply = Callable[[str, Mapping[str, Any]], Awaitable[object]]
+#: Told of every handled event: the event, the outcome (``"ok"``, ``"error"`` or
+#: ``"timeout"``), the seconds the handler took, and the reason when not ok.
+HandledObserver = Callable[[InboundEvent, str, float, "str | None"], None]
+
+_Key = tuple[str, str]
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+class Dispatcher(AsyncContextManagerMixin):
+    """Hands the events of every instance's inbox to one handler.
+
+    Events of one ``(instance, conversation)`` reach the handler one at a time, in
+    the order they were accepted; other conversations, and events without one, are
+    handled concurrently, at most ``handler_concurrency`` at once. A handler that
+    raises or outlives ``handler_timeout`` is logged with the event id and reason and
+    told to the observers; the event counts as handled (it is not retried, so it is
+    never handled twice) and nothing else stops. ::
+
+        async with Dispatcher(handler, reply=conductor.dispatch) as dispatcher:
+            handle = dispatcher.inbox("chat").handle()   # for the platform's run
+            ...
+        # leaving: stop(), then the workers are gone
+
+    :param handler: ``async def handler(event) -> Mapping | None``.
+    :param reply: where a returned mapping goes; ``None`` drops replies (logged).
+    :param handler_concurrency: handler calls running at once, at most.
+    :param handler_timeout: seconds one handler call may take.
+    :param inbox_capacity: the bound of each instance's buffer.
+    :param dedup_window: event ids each instance remembers for spotting redeliveries.
+    :param drain_timeout: seconds :meth:`stop` waits for buffered events by default.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        reply: Reply | None = None,
+        handler_concurrency: int = 64,
+        handler_timeout: float = 30.0,
+        inbox_capacity: int = 1000,
+        dedup_window: int = 10_000,
+        drain_timeout: float = 10.0,
+    ) -> None:
+        if handler_concurrency < 1:
+            raise ValueError(
+                f"handler_concurrency must be at least 1, not {handler_concurrency}"
+            )
+        self.handler = handler
+        self.reply = reply
+        self.handler_concurrency = handler_concurrency
+        self.handler_timeout = handler_timeout
+        self.inbox_capacity = inbox_capacity
+        self.dedup_window = dedup_window
+        self.drain_timeout = drain_timeout
+        self._inboxes: dict[str, InstanceInbox] = {}
+        self._claims: dict[_Key, deque[InboundEvent]] = {}
+        # Events whose conversation is free (or who have none), waiting for a worker.
+        self._ready: deque[InboundEvent] = deque()
+        self._workers = 0
+        self._idle: anyio.Event | None = None
+        self._group: TaskGroup | None = None
+        self._stopping = False
+        self._stopped = False
+        self._event_observers: list[EventObserver] = []
+        self._handled_observers: list[HandledObserver] = []
+
+    # -- set-up ----------------------------------------------------------------
+
+    def inbox(self, instance: str) -> InstanceInbox:
+        """The buffer of ``instance``, made on first use and kept from then on."""
+        inbox = self._inboxes.get(instance)
+        if inbox is None:
+            inbox = InstanceInbox(
+                instance,
+                capacity=self.inbox_capacity,
+                dedup_window=self.dedup_window,
+                schedule=self._schedule,
+                observers=self._event_observers,
+            )
+            if self._stopping:
+                inbox.close()
+            self._inboxes[instance] = inbox
+        return inbox
+
+    @property
+    def inboxes(self) -> Mapping[str, InstanceInbox]:
+        """Every instance's buffer, by instance name."""
+        return self._inboxes
+
+    @property
+    def busy(self) -> int:
+        """Handler calls running now."""
+        return self._workers
+
+    def add_event_observer(self, observer: EventObserver) -> None:
+        """Call ``observer(instance, "received" | "duplicate")`` for each sent event."""
+        self._event_observers.append(observer)
+
+    def add_handled_observer(self, observer: HandledObserver) -> None:
+        """Call ``observer(event, outcome, seconds, reason)`` after each handled event."""
+        self._handled_observers.append(observer)
+
+    @asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncGenerator[Self]:
+        async with anyio.create_task_group() as group:
+            await group.start(self.serve)
+            try:
+                yield self
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self.stop()
+
+    async def serve(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run the workers until :meth:`stop`; for ``task_group.start(...)``.
+
+        The workers live in a task group of their own, so that :meth:`stop` ends
+        them without cancelling the code that called it.
+        """
+        async with anyio.create_task_group() as group:
+            self._group = group
+            # Events accepted before the dispatcher ran get their workers now.
+            while self._ready and self._workers < self.handler_concurrency:
+                self._start(self._ready.popleft())
+            task_status.started()
+            try:
+                await anyio.sleep_forever()
+            finally:
+                self._group = None
+
+    # -- scheduling ------------------------------------------------------------
+
+    def _schedule(self, event: InboundEvent) -> None:
+        conversation = event.conversation
+        if conversation is not None:
+            key = (event.instance, conversation)
+            waiting = self._claims.get(key)
+            if waiting is not None:
+                waiting.append(event)
+                return
+            self._claims[key] = deque()
+        if self._group is not None and self._workers < self.handler_concurrency:
+            self._start(event)
+        else:
+            self._ready.append(event)
+
+    def _start(self, event: InboundEvent) -> None:
+        assert self._group is not None
+        self._workers += 1
+        self._group.start_soon(self._work, event)
+
+    def _next(self, done: InboundEvent) -> InboundEvent | None:
+        """Release ``done``'s place; return the event this worker takes next."""
+        conversation = done.conversation
+        if conversation is not None:
+            key = (done.instance, conversation)
+            waiting = self._claims[key]
+            if waiting:
+                follower = waiting.popleft()
+                if not self._ready:
+                    return follower
+                # Others are waiting for a worker: take turns.
+                self._ready.append(follower)
+            else:
+                del self._claims[key]
+        return self._ready.popleft() if self._ready else None
+
+    async def _work(self, event: InboundEvent | None) -> None:
+        try:
+            while event is not None:
+                self._inboxes[event.instance].taken()
+                await self._handle(event)
+                event = self._next(event)
+        finally:
+            self._workers -= 1
+            if self._workers == 0 and self._idle is not None:
+                self._idle.set()
+
+    # -- handling --------------------------------------------------------------
+
+    async def _handle(self, event: InboundEvent) -> None:
+        started = time.perf_counter()
+        outcome, reason = "ok", None
+        # Typed as object: the handler's annotation is a promise, not proof.
+        result: object = None
+        try:
+            with anyio.move_on_after(self.handler_timeout) as scope:
+                result = await self.handler(event)
+            if scope.cancelled_caught:
+                outcome = "timeout"
+                reason = f"did not finish within {self.handler_timeout:g} s"
+        except anyio.get_cancelled_exc_class():
+            LOG.warning(
+                "event %s of %s was not handled: demi stopped while it was in the "
+                "handler",
+                event.event_id,
+                event.instance,
+            )
+            raise
+        except (Exception, SystemExit, GeneratorExit) as err:
+            # The handler is someone else's code: its failure is this event's alone.
+            outcome, reason = "error", _describe(err)
+        elapsed = time.perf_counter() - started
+        if result is not None and not isinstance(result, Mapping):
+            outcome = "error"
+            reason = f"returned a {type(result).__name__}, not a mapping or None"
+        if reason is not None:
+            LOG.error(
+                "handler %s on event %s of %s: %s",
+                outcome,
+                event.event_id,
+                event.instance,
+                reason,
+            )
+        for observer in self._handled_observers:
+            observer(event, outcome, elapsed, reason)
+        if outcome == "ok" and isinstance(result, Mapping):
+            await self._send_reply(event, result)
+
+    async def _send_reply(self, event: InboundEvent, reply: Mapping[str, Any]) -> None:
+        if self.reply is None:
+            LOG.warning(
+                "the reply to event %s of %s was dropped: no reply path is set",
+                event.event_id,
+                event.instance,
+            )
+            return
+        try:
+            await self.reply(event.instance, reply)
+        except (Exception, SystemExit, GeneratorExit) as err:
+            LOG.error(
+                "the reply to event %s of %s failed: %s",
+                event.event_id,
+                event.instance,
+                _describe(err),
+            )
+
+    # -- stopping --------------------------------------------------------------
+
+    async def stop(self, timeout: float | None = None) -> list[str]:
+        """Refuse new events, let the handler finish the buffered ones, then stop.
+
+        Call it once the producers are stopped. Every inbox is closed (a ``send``
+        fails from now on, so nothing more is accepted); the workers carry on until
+        the buffers are empty or ``timeout`` seconds (default ``drain_timeout``) have
+        passed. Then each event still buffered is logged at WARNING by id, as is each
+        one still in the handler (whose call is cancelled).
+
+        :returns: the ids of the events that were not handled, as
+            ``"instance/event_id"``.
+        """
+        if self._stopped:
+            return []
+        self._stopping = True
+        for inbox in self._inboxes.values():
+            inbox.close()
+        if self._workers and self._group is not None:
+            self._idle = anyio.Event()
+            with anyio.move_on_after(
+                self.drain_timeout if timeout is None else timeout
+            ):
+                await self._idle.wait()
+        self._stopped = True
+        left = self._abandon()
+        if self._group is not None:
+            self._group.cancel_scope.cancel()
+        return left
+
+    def _abandon(self) -> list[str]:
+        buffered = list(self._ready)
+        for waiting in self._claims.values():
+            buffered.extend(waiting)
+        self._ready.clear()
+        for waiting in self._claims.values():
+            waiting.clear()
+        left = []
+        for event in buffered:
+            self._inboxes[event.instance].taken()
+            LOG.warning(
+                "event %s of %s was not handled: demi stopped before its turn",
+                event.event_id,
+                event.instance,
+            )
+            left.append(f"{event.instance}/{event.event_id}")
+        return left
