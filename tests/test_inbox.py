@@ -417,6 +417,28 @@ async def test_reply_goes_to_the_events_instance_and_a_failed_one_is_logged(
     assert "no answer within 1 s" in caplog.text
 
 
+async def test_a_broken_observer_is_logged_and_loses_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Observers that raise are logged; every event is still accepted and handled."""
+    recorder = Recorder()
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("metrics are down")
+
+    caplog.set_level(logging.ERROR, logger="demi")
+    async with Dispatcher(recorder) as dispatcher:
+        dispatcher.add_event_observer(broken)
+        dispatcher.add_handled_observer(broken)
+        handle = dispatcher.inbox("chat").handle()
+        assert await handle.send(message(1)) is True
+        assert await handle.send(message(1)) is False
+        assert await handle.send(message(2)) is True
+    assert recorder.ids() == ["1", "2"]
+    failed = [r for r in caplog.records if "observer" in r.getMessage()]
+    assert len(failed) == 5  # three sends and two handled events
+
+
 # -- stopping ----------------------------------------------------------------------
 
 

@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import anyio
 from anyio.lowlevel import checkpoint_if_cancelled
 
+from ..core.logger import get_logger
 from ..exceptions import PlatformUnavailableError, PluginStateError
 from ..platforms.inbound import InboundEvent, check_event
 
-__all__ = ["EventObserver", "InboxHandle", "InstanceInbox", "RecentIds"]
+__all__ = ["EventObserver", "InboxHandle", "InstanceInbox", "RecentIds", "tell"]
+
+LOG = get_logger(__name__)
 
 #: Told of each event an inbox received: the instance, and ``"received"`` (accepted)
 #: or ``"duplicate"`` (dropped as a redelivery).
 EventObserver = Callable[[str, str], None]
+
+
+def tell(observers: Sequence[Callable[..., None]], *args: object) -> None:
+    """Call each observer with ``args``; one that raises is logged and skipped.
+
+    Observers feed metrics: a broken one must not lose an accepted event or stop
+    the workers.
+    """
+    for observer in observers:
+        try:
+            observer(*args)
+        except Exception:
+            LOG.exception("an inbox observer (%r) failed", observer)
 
 
 class RecentIds:
@@ -130,8 +146,7 @@ class InstanceInbox:
             # meanwhile. Nothing below awaits, so the check and the accept are atomic.
             if event_id in self.recent:
                 self.duplicates += 1
-                for observer in self._observers:
-                    observer(self.instance, "duplicate")
+                tell(self._observers, self.instance, "duplicate")
                 return False
             if self._depth < self.capacity:
                 break
@@ -144,9 +159,8 @@ class InstanceInbox:
         self.recent.add(event_id)
         self._depth += 1
         self.received += 1
-        for observer in self._observers:
-            observer(self.instance, "received")
         self._schedule(accepted)
+        tell(self._observers, self.instance, "received")
         return True
 
     def close(self) -> None:

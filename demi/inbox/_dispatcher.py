@@ -24,7 +24,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from ..core.logger import get_logger
 from ..platforms.inbound import InboundEvent
-from ._buffer import EventObserver, InstanceInbox
+from ._buffer import EventObserver, InstanceInbox, tell
 
 __all__ = ["Dispatcher", "HandledObserver", "Handler", "Reply"]
 
@@ -253,8 +253,7 @@ class Dispatcher(AsyncContextManagerMixin):
                 event.instance,
                 reason,
             )
-        for observer in self._handled_observers:
-            observer(event, outcome, elapsed, reason)
+        tell(self._handled_observers, event, outcome, elapsed, reason)
         if outcome == "ok" and isinstance(result, Mapping):
             await self._send_reply(event, result)
 
@@ -296,7 +295,9 @@ class Dispatcher(AsyncContextManagerMixin):
         for inbox in self._inboxes.values():
             inbox.close()
         if self._workers and self._group is not None:
-            self._idle = anyio.Event()
+            # Shared by concurrent callers: each waits for the same idle moment.
+            if self._idle is None:
+                self._idle = anyio.Event()
             with anyio.move_on_after(
                 self.drain_timeout if timeout is None else timeout
             ):
