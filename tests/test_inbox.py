@@ -486,6 +486,32 @@ async def test_events_left_when_the_drain_time_runs_out_are_logged_by_id(
     assert dispatcher.inbox("chat").depth == 0
 
 
+async def test_a_dispatcher_cancelled_from_outside_logs_what_it_did_not_handle(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Cancelled by its host instead of stopped: the event in the handler and the
+    buffered ones are each logged by id, not dropped silently."""
+    recorder = Recorder()
+    recorder.gate = anyio.Event()
+    caplog.set_level(logging.WARNING, logger="demi")
+    async with anyio.create_task_group() as group:
+
+        async def host() -> None:
+            async with Dispatcher(recorder, drain_timeout=0.05) as dispatcher:
+                handle = dispatcher.inbox("chat").handle()
+                for number in range(3):
+                    await handle.send(message(number))
+                await anyio.sleep_forever()
+
+        group.start_soon(host)
+        await anyio.wait_all_tasks_blocked()
+        group.cancel_scope.cancel()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    for event_id in "012":
+        assert any(f"event {event_id} of chat was not handled" in w for w in warnings)
+    assert recorder.seen == []
+
+
 async def test_send_waiting_for_room_fails_when_demi_stops() -> None:
     """A producer blocked on a full buffer is released by stop with an error: its
     event was not accepted."""

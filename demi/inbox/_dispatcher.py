@@ -46,6 +46,16 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
+class _Parked:
+    """A worker waiting for its next event."""
+
+    __slots__ = ("event", "wake")
+
+    def __init__(self) -> None:
+        self.event: InboundEvent | None = None
+        self.wake = anyio.Event()
+
+
 class Dispatcher(AsyncContextManagerMixin):
     """Hands the events of every instance's inbox to one handler.
 
@@ -96,7 +106,10 @@ class Dispatcher(AsyncContextManagerMixin):
         self._claims: dict[_Key, deque[InboundEvent]] = {}
         # Events whose conversation is free (or who have none), waiting for a worker.
         self._ready: deque[InboundEvent] = deque()
+        # Workers alive (at most handler_concurrency), and those of them waiting
+        # for an event (parked: handing them one is cheaper than a new task).
         self._workers = 0
+        self._parked: list[_Parked] = []
         self._idle: anyio.Event | None = None
         self._group: TaskGroup | None = None
         self._stopping = False
@@ -129,8 +142,8 @@ class Dispatcher(AsyncContextManagerMixin):
 
     @property
     def busy(self) -> int:
-        """Handler calls running now."""
-        return self._workers
+        """Workers with an event in hand (in the handler, or sending its reply)."""
+        return self._workers - len(self._parked)
 
     def add_event_observer(self, observer: EventObserver) -> None:
         """Call ``observer(instance, "received" | "duplicate")`` for each sent event."""
@@ -180,7 +193,11 @@ class Dispatcher(AsyncContextManagerMixin):
                 waiting.append(event)
                 return
             self._claims[key] = deque()
-        if self._group is not None and self._workers < self.handler_concurrency:
+        if self._parked:
+            parked = self._parked.pop()
+            parked.event = event
+            parked.wake.set()
+        elif self._group is not None and self._workers < self.handler_concurrency:
             self._start(event)
         else:
             self._ready.append(event)
@@ -207,15 +224,30 @@ class Dispatcher(AsyncContextManagerMixin):
         return self._ready.popleft() if self._ready else None
 
     async def _work(self, event: InboundEvent | None) -> None:
+        parked: _Parked | None = None
         try:
-            while event is not None:
-                self._inboxes[event.instance].taken()
-                await self._handle(event)
-                event = self._next(event)
+            while True:
+                while event is not None:
+                    self._inboxes[event.instance].taken()
+                    await self._handle(event)
+                    event = self._next(event)
+                # Out of work: wait to be handed some, rather than exit, since
+                # starting a task costs more than waking one.
+                parked = _Parked()
+                self._parked.append(parked)
+                if self._idle is not None and len(self._parked) == self._workers:
+                    self._idle.set()
+                await parked.wake.wait()
+                event, parked = parked.event, None
         finally:
             self._workers -= 1
-            if self._workers == 0 and self._idle is not None:
-                self._idle.set()
+            if parked is not None:
+                if parked in self._parked:
+                    self._parked.remove(parked)
+                elif parked.event is not None:
+                    # Handed an event, cancelled before it woke: back in line, so
+                    # that stop() logs it rather than it vanishing.
+                    self._ready.appendleft(parked.event)
 
     # -- handling --------------------------------------------------------------
 
@@ -294,7 +326,7 @@ class Dispatcher(AsyncContextManagerMixin):
         self._stopping = True
         for inbox in self._inboxes.values():
             inbox.close()
-        if self._workers and self._group is not None:
+        if self.busy and self._group is not None:
             # Shared by concurrent callers: each waits for the same idle moment.
             if self._idle is None:
                 self._idle = anyio.Event()
