@@ -512,6 +512,17 @@ async def test_a_dispatcher_cancelled_from_outside_logs_what_it_did_not_handle(
     assert recorder.seen == []
 
 
+async def test_a_dispatcher_runs_once() -> None:
+    """Serving again after stop is refused: its inboxes are closed for good."""
+    dispatcher = Dispatcher(Recorder())
+    async with dispatcher:
+        with pytest.raises(RuntimeError, match="runs once"):
+            await dispatcher.serve()
+    with pytest.raises(RuntimeError, match="runs once"):
+        async with dispatcher:
+            pass
+
+
 async def test_send_waiting_for_room_fails_when_demi_stops() -> None:
     """A producer blocked on a full buffer is released by stop with an error: its
     event was not accepted."""

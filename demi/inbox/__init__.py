@@ -15,16 +15,18 @@ from ._buffer import EventObserver as EventObserver
 from ._buffer import InboxHandle as InboxHandle
 from ._buffer import InstanceInbox as InstanceInbox
 from ._buffer import RecentIds as RecentIds
+from ._call import HandledObserver as HandledObserver
+from ._call import Handler as Handler
+from ._call import HandlerCall as HandlerCall
+from ._call import Reply as Reply
 from ._dispatcher import Dispatcher as Dispatcher
-from ._dispatcher import HandledObserver as HandledObserver
-from ._dispatcher import Handler as Handler
-from ._dispatcher import Reply as Reply
 
 __all__ = [
     "Dispatcher",
     "EventObserver",
     "HandledObserver",
     "Handler",
+    "HandlerCall",
     "InboxHandle",
     "InstanceInbox",
     "RecentIds",

@@ -6,17 +6,17 @@ queues it. A conversation is *claimed* from the moment one of its events is queu
 or being handled until none is left, and the events behind the claimed one wait in
 the claim's queue: that is the per-conversation order. A worker that finishes an
 event takes the next one of its conversation (or, if other conversations are
-waiting, queues it behind them and takes theirs), so at most
-``handler_concurrency`` workers ever exist and none waits idle.
+waiting, queues it behind them and takes theirs). At most ``handler_concurrency``
+workers ever exist; one out of work parks until it is handed an event, since waking
+a task costs less than starting one.
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Self
+from typing import Self
 
 import anyio
 from anyio import AsyncContextManagerMixin
@@ -24,26 +24,14 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from ..core.logger import get_logger
 from ..platforms.inbound import InboundEvent
-from ._buffer import EventObserver, InstanceInbox, tell
+from ._buffer import EventObserver, InstanceInbox
+from ._call import HandledObserver, Handler, HandlerCall, Reply
 
-__all__ = ["Dispatcher", "HandledObserver", "Handler", "Reply"]
+__all__ = ["Dispatcher"]
 
 LOG = get_logger(__name__)
 
-#: The handler: called once per accepted event; a mapping it returns is a reply.
-Handler = Callable[[InboundEvent], Awaitable[Mapping[str, Any] | None]]
-#: Sends a reply: ``reply(instance, request)`` (the conductor passes its dispatch).
-Reply = Callable[[str, Mapping[str, Any]], Awaitable[object]]
-#: Told of every handled event: the event, the outcome (``"ok"``, ``"error"`` or
-#: ``"timeout"``), the seconds the handler took, and the reason when not ok.
-HandledObserver = Callable[[InboundEvent, str, float, "str | None"], None]
-
 _Key = tuple[str, str]
-
-
-def _describe(err: BaseException) -> str:
-    text = str(err)
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 class _Parked:
@@ -71,6 +59,10 @@ class Dispatcher(AsyncContextManagerMixin):
             ...
         # leaving: stop(), then the workers are gone
 
+    A dispatcher runs once: after :meth:`stop` its inboxes refuse events for good.
+    The conductor, which starts and stops in separate calls, can run it with
+    ``await task_group.start(dispatcher.serve)`` and end it with :meth:`stop`.
+
     :param handler: ``async def handler(event) -> Mapping | None``.
     :param reply: where a returned mapping goes; ``None`` drops replies (logged).
     :param handler_concurrency: handler calls running at once, at most.
@@ -95,10 +87,9 @@ class Dispatcher(AsyncContextManagerMixin):
             raise ValueError(
                 f"handler_concurrency must be at least 1, not {handler_concurrency}"
             )
-        self.handler = handler
-        self.reply = reply
+        #: Calls the handler for one event (timeout, failures, observers, reply).
+        self.call = HandlerCall(handler, reply=reply, timeout=handler_timeout)
         self.handler_concurrency = handler_concurrency
-        self.handler_timeout = handler_timeout
         self.inbox_capacity = inbox_capacity
         self.dedup_window = dedup_window
         self.drain_timeout = drain_timeout
@@ -115,7 +106,6 @@ class Dispatcher(AsyncContextManagerMixin):
         self._stopping = False
         self._stopped = False
         self._event_observers: list[EventObserver] = []
-        self._handled_observers: list[HandledObserver] = []
 
     # -- set-up ----------------------------------------------------------------
 
@@ -151,10 +141,11 @@ class Dispatcher(AsyncContextManagerMixin):
 
     def add_handled_observer(self, observer: HandledObserver) -> None:
         """Call ``observer(event, outcome, seconds, reason)`` after each handled event."""
-        self._handled_observers.append(observer)
+        self.call.observers.append(observer)
 
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncGenerator[Self]:
+        self._check_fresh()
         async with anyio.create_task_group() as group:
             await group.start(self.serve)
             try:
@@ -170,7 +161,10 @@ class Dispatcher(AsyncContextManagerMixin):
 
         The workers live in a task group of their own, so that :meth:`stop` ends
         them without cancelling the code that called it.
+
+        :raises RuntimeError: the dispatcher has already run.
         """
+        self._check_fresh()
         async with anyio.create_task_group() as group:
             self._group = group
             # Events accepted before the dispatcher ran get their workers now.
@@ -181,6 +175,10 @@ class Dispatcher(AsyncContextManagerMixin):
                 await anyio.sleep_forever()
             finally:
                 self._group = None
+
+    def _check_fresh(self) -> None:
+        if self._stopping or self._group is not None:
+            raise RuntimeError("a Dispatcher runs once, and it has run")
 
     # -- scheduling ------------------------------------------------------------
 
@@ -229,7 +227,7 @@ class Dispatcher(AsyncContextManagerMixin):
             while True:
                 while event is not None:
                     self._inboxes[event.instance].taken()
-                    await self._handle(event)
+                    await self.call(event)
                     event = self._next(event)
                 # Out of work: wait to be handed some, rather than exit, since
                 # starting a task costs more than waking one.
@@ -248,64 +246,6 @@ class Dispatcher(AsyncContextManagerMixin):
                     # Handed an event, cancelled before it woke: back in line, so
                     # that stop() logs it rather than it vanishing.
                     self._ready.appendleft(parked.event)
-
-    # -- handling --------------------------------------------------------------
-
-    async def _handle(self, event: InboundEvent) -> None:
-        started = time.perf_counter()
-        outcome, reason = "ok", None
-        # Typed as object: the handler's annotation is a promise, not proof.
-        result: object = None
-        try:
-            with anyio.move_on_after(self.handler_timeout) as scope:
-                result = await self.handler(event)
-            if scope.cancelled_caught:
-                outcome = "timeout"
-                reason = f"did not finish within {self.handler_timeout:g} s"
-        except anyio.get_cancelled_exc_class():
-            LOG.warning(
-                "event %s of %s was not handled: demi stopped while it was in the "
-                "handler",
-                event.event_id,
-                event.instance,
-            )
-            raise
-        except (Exception, SystemExit, GeneratorExit) as err:
-            # The handler is someone else's code: its failure is this event's alone.
-            outcome, reason = "error", _describe(err)
-        elapsed = time.perf_counter() - started
-        if result is not None and not isinstance(result, Mapping):
-            outcome = "error"
-            reason = f"returned a {type(result).__name__}, not a mapping or None"
-        if reason is not None:
-            LOG.error(
-                "handler %s on event %s of %s: %s",
-                outcome,
-                event.event_id,
-                event.instance,
-                reason,
-            )
-        tell(self._handled_observers, event, outcome, elapsed, reason)
-        if outcome == "ok" and isinstance(result, Mapping):
-            await self._send_reply(event, result)
-
-    async def _send_reply(self, event: InboundEvent, reply: Mapping[str, Any]) -> None:
-        if self.reply is None:
-            LOG.warning(
-                "the reply to event %s of %s was dropped: no reply path is set",
-                event.event_id,
-                event.instance,
-            )
-            return
-        try:
-            await self.reply(event.instance, reply)
-        except (Exception, SystemExit, GeneratorExit) as err:
-            LOG.error(
-                "the reply to event %s of %s failed: %s",
-                event.event_id,
-                event.instance,
-                _describe(err),
-            )
 
     # -- stopping --------------------------------------------------------------
 
