@@ -512,6 +512,39 @@ async def test_a_dispatcher_cancelled_from_outside_logs_what_it_did_not_handle(
     assert recorder.seen == []
 
 
+async def test_stopping_after_a_cancel_waits_for_the_handler_not_the_drain_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The host is cancelled while the handler holds an event (shielded for a
+    moment): stopping waits until that worker is gone, not for the whole drain bound,
+    and the event is logged by id."""
+    gate = anyio.Event()
+
+    async def handler(event: InboundEvent) -> None:
+        with anyio.CancelScope(shield=True):
+            await gate.wait()
+        await anyio.lowlevel.checkpoint()  # the host's cancellation lands here
+
+    host_scope = anyio.CancelScope()
+
+    async def host() -> None:
+        with host_scope:
+            async with Dispatcher(handler, drain_timeout=60) as dispatcher:
+                await dispatcher.inbox("chat").handle().send(message("held"))
+                await anyio.sleep_forever()
+
+    caplog.set_level(logging.WARNING, logger="demi")
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as group:
+            group.start_soon(host)
+            await anyio.wait_all_tasks_blocked()
+            host_scope.cancel()
+            await anyio.wait_all_tasks_blocked()  # the host waits in stop() now
+            gate.set()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("event held of chat was not handled" in w for w in warnings)
+
+
 async def test_a_dispatcher_runs_once() -> None:
     """Serving again after stop is refused: its inboxes are closed for good."""
     dispatcher = Dispatcher(Recorder())
