@@ -439,6 +439,39 @@ async def test_a_broken_observer_is_logged_and_loses_nothing(
     assert len(failed) == 5  # three sends and two handled events
 
 
+async def test_a_reply_without_a_reply_path_is_dropped_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With no reply path, a handler's reply is logged as dropped, by event id."""
+
+    async def handler(event: InboundEvent) -> Mapping[str, Any]:
+        return {"text": "hi"}
+
+    caplog.set_level(logging.WARNING, logger="demi")
+    async with Dispatcher(handler) as dispatcher:
+        await dispatcher.inbox("chat").handle().send(message(1))
+    assert "the reply to event 1 of chat was dropped" in caplog.text
+
+
+async def test_a_reply_cut_off_by_stop_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A reply still on its way when the drain bound runs out is logged by id."""
+
+    async def handler(event: InboundEvent) -> Mapping[str, Any]:
+        return {"text": "hi"}
+
+    async def reply(instance: str, request: Mapping[str, Any]) -> None:
+        await anyio.sleep_forever()
+
+    caplog.set_level(logging.WARNING, logger="demi")
+    async with Dispatcher(handler, reply=reply) as dispatcher:
+        await dispatcher.inbox("chat").handle().send(message(1))
+        await anyio.wait_all_tasks_blocked()
+        assert await dispatcher.stop(timeout=0.05) == []
+    assert "the reply to event 1 of chat was not sent" in caplog.text
+
+
 # -- stopping ----------------------------------------------------------------------
 
 

@@ -103,6 +103,14 @@ class HandlerCall:
             return
         try:
             await self.reply(event.instance, reply)
+        except anyio.get_cancelled_exc_class():
+            LOG.warning(
+                "the reply to event %s of %s was not sent: demi stopped while it "
+                "was on its way",
+                event.event_id,
+                event.instance,
+            )
+            raise
         except (Exception, SystemExit, GeneratorExit) as err:
             LOG.error(
                 "the reply to event %s of %s failed: %s",
