@@ -12,7 +12,7 @@ from anyio.lowlevel import checkpoint_if_cancelled
 
 from ..core.logger import get_logger
 from ..exceptions import PlatformUnavailableError, PluginStateError
-from ..platforms.inbound import InboundEvent, check_event
+from ..platforms.inbound import InboundEvent, Inbox, check_event
 
 __all__ = ["EventObserver", "InboxHandle", "InstanceInbox", "RecentIds", "tell"]
 
@@ -220,3 +220,8 @@ class InboxHandle:
         self.retired = True
         # Senders waiting for room re-check, and fail, at once.
         self._inbox._wake()
+
+
+def _as_inbox(handle: InboxHandle) -> Inbox:
+    # Never called: mypy checks here that a handle is what platforms are promised.
+    return handle
