@@ -15,6 +15,7 @@ from .core.config import PlatformSettings as PlatformSettings
 from .exceptions import ConfigError as ConfigError
 from .exceptions import DemiError as DemiError
 from .exceptions import PlatformConfigError as PlatformConfigError
+from .exceptions import PlatformFatalError as PlatformFatalError
 from .exceptions import PlatformRequestError as PlatformRequestError
 from .exceptions import PlatformTimeoutError as PlatformTimeoutError
 from .exceptions import PlatformUnavailableError as PlatformUnavailableError
@@ -25,8 +26,12 @@ from .exceptions import PluginStateError as PluginStateError
 from .exceptions import PluginValidationError as PluginValidationError
 from .platforms import BasePlatform as BasePlatform
 from .platforms import HealthStatus as HealthStatus
+from .platforms import InboundEvent as InboundEvent
+from .platforms import Inbox as Inbox
 from .platforms import PluginHealth as PluginHealth
 from .platforms import SyncPlatform as SyncPlatform
+from .platforms import WebhookRequest as WebhookRequest
+from .platforms import WebhookResponse as WebhookResponse
 from .plugins import PluginManager as PluginManager
 from .plugins import PluginMetadata as PluginMetadata
 from .plugins import PluginState as PluginState
@@ -41,6 +46,9 @@ __all__ = [
     "DemiSettings",
     "HealthStatus",
     "PlatformConfigError",
+    "InboundEvent",
+    "Inbox",
+    "PlatformFatalError",
     "PlatformRequestError",
     "PlatformSettings",
     "PlatformTimeoutError",
@@ -55,6 +63,8 @@ __all__ = [
     "PluginStateError",
     "PluginValidationError",
     "SyncPlatform",
+    "WebhookRequest",
+    "WebhookResponse",
     "discover_plugins",
     "validate_plugin_class",
 ]

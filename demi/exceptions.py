@@ -5,6 +5,7 @@ Every error demi raises on purpose is a :class:`DemiError`::
     DemiError
     ├── ConfigError (also ValueError)          bad settings: which key, from where
     │   └── PlatformConfigError (also PluginError)  a platform's config fails its config_model
+    ├── PlatformFatalError                     raised by a platform: retrying cannot help
     └── PluginError                            carries .plugin_name
         ├── PluginNotFoundError (LookupError)  no such plugin; lists the known names
         ├── PluginValidationError (TypeError)  the class breaks the BasePlatform contract
@@ -24,6 +25,7 @@ __all__ = [
     "ConfigError",
     "DemiError",
     "PlatformConfigError",
+    "PlatformFatalError",
     "PlatformRequestError",
     "PlatformTimeoutError",
     "PlatformUnavailableError",
@@ -41,6 +43,18 @@ class DemiError(Exception):
 
 class ConfigError(DemiError, ValueError):
     """The configuration is invalid; the message names the key and its source."""
+
+
+class PlatformFatalError(DemiError):
+    """Raised by a platform's ``run`` or ``initialize`` when retrying cannot help.
+
+    A revoked token, a banned account, a deleted bot: the supervisor stops the
+    instance at once with this reason instead of backing off and trying again. Every
+    other error a platform raises is transient and goes through its restart policy.
+    The platform gives the reason only; demi adds which instance it was::
+
+        raise PlatformFatalError("the service rejected the bot token (revoked)")
+    """
 
 
 class PluginError(DemiError):
