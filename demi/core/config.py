@@ -153,6 +153,13 @@ class DemiSettings(BaseSettings):
     http_token: SecretStr | None = None
     #: The entry-point group that platforms are discovered in.
     namespace: str = "demi.platforms"
+    #: The entry point in ``demi.handlers`` that inbound events go to: ``log`` (logs
+    #: and counts them), ``echo`` (replies with the same text), or one of yours.
+    handler: str = Field(default="log", min_length=1)
+    #: Handler calls running at once (events of one conversation take turns).
+    handler_concurrency: PositiveInt = 64
+    #: Bound on one handler call.
+    handler_timeout: Seconds = 30.0
     #: Platform instances by name (see :data:`INSTANCE_NAME_PATTERN`); the built-in
     #: ``echo`` when none are configured.
     platforms: dict[InstanceName, PlatformSettings] = Field(
