@@ -36,6 +36,7 @@ from .exceptions import (
 )
 from .inbox import Handler
 from .platforms.base import PluginHealth, is_exclusive
+from .platforms.inbound import WebhookRequest, WebhookResponse
 from .plugins._calls import describe
 from .plugins.base import PluginState
 from .plugins.manager import PluginManager
@@ -325,6 +326,47 @@ class Conductor(AsyncContextManagerMixin):
             elapsed = time.perf_counter() - started
             for observer in self._observers:
                 observer(instance, elapsed, error)
+
+    async def webhook(self, instance: str, request: WebhookRequest) -> WebhookResponse:
+        """Hand an HTTP callback to the ``handle_webhook`` of the platform behind
+        ``instance`` (with the instance's inbox); return its response.
+
+        :raises PluginNotFoundError: no such instance, or its platform takes no
+            webhooks.
+        :raises PlatformUnavailableError: it is not active, or demi is stopping.
+        :raises PlatformTimeoutError: no answer within the request timeout.
+        :raises PlatformRequestError: the platform raised, or answered with something
+            that is not a :class:`~demi.WebhookResponse`.
+        """
+        route = self._route(instance)
+        if not self._accepting:
+            raise PlatformUnavailableError(
+                instance, f"platform {instance!r} refused the webhook: demi is stopping"
+            )
+        timeout = self.settings.request_timeout
+        try:
+            response = await self.manager.handle_webhook(
+                route.key, request, timeout=timeout
+            )
+        except PluginNotFoundError as err:
+            raise PlatformUnavailableError(instance, str(err)) from None
+        except LookupError as err:
+            raise PluginNotFoundError(instance, str(err)) from None
+        except TimeoutError:
+            raise PlatformTimeoutError(
+                instance, f"platform {instance!r} did not answer within {timeout:g}s"
+            ) from None
+        except Exception as err:
+            raise PlatformRequestError(
+                instance, f"platform {instance!r} failed the webhook: {describe(err)}"
+            ) from err
+        if not isinstance(response, WebhookResponse):
+            raise PlatformRequestError(
+                instance,
+                f"platform {instance!r} answered the webhook with "
+                f"{type(response).__name__}, not a WebhookResponse",
+            )
+        return response
 
     def _route(self, instance: str) -> Route:
         route = self._routes.get(instance)
