@@ -20,16 +20,15 @@ from typing import Any, Self
 import anyio
 from anyio import AsyncContextManagerMixin
 
+from ._calling import deliver_webhook, send
 from ._inbound import Inbound
-from ._routing import InstanceStatus, ReloadResult, Route, json_problem
+from ._routing import InstanceStatus, ReloadResult, Route
+from ._startup import check_configs, check_drivers
 from .core.config import DemiSettings, PlatformSettings, load_settings, reload_settings
 from .core.logger import get_logger
-from .core.prepare import prepare_config
 from .exceptions import (
-    ConfigError,
     DemiError,
     PlatformRequestError,
-    PlatformTimeoutError,
     PlatformUnavailableError,
     PluginLoadError,
     PluginNotFoundError,
@@ -37,7 +36,6 @@ from .exceptions import (
 from .inbox import Handler
 from .platforms.base import PluginHealth, is_exclusive
 from .platforms.inbound import WebhookRequest, WebhookResponse
-from .plugins._calls import describe
 from .plugins.base import PluginState
 from .plugins.manager import PluginManager
 
@@ -146,8 +144,8 @@ class Conductor(AsyncContextManagerMixin):
             started so far has been stopped again.
         """
         specs = self.settings.enabled_platforms()
-        self._check_drivers(self.settings, specs)
-        await self._check_configs(self.settings, specs)
+        check_drivers(self.manager, self.settings, specs)
+        await check_configs(self.manager, self.settings, specs)
         self._accepting = True
         try:
             failures = await self._start_all(specs)
@@ -161,56 +159,6 @@ class Conductor(AsyncContextManagerMixin):
             raise PluginLoadError(
                 name, f"required platform {name!r} did not start: {why}"
             )
-
-    def _check_drivers(
-        self, settings: DemiSettings, specs: Mapping[str, PlatformSettings]
-    ) -> None:
-        known = set(self.manager.known_names())
-        for name, spec in specs.items():
-            if spec.driver not in known:
-                raise ConfigError(
-                    f"invalid configuration: platforms.{name}.driver: unknown driver "
-                    f"{spec.driver!r}; installed: {', '.join(sorted(known)) or 'none'} "
-                    f"(from {settings.source_of('platforms', name, 'driver')})"
-                )
-
-    async def _check_configs(
-        self, settings: DemiSettings, specs: Mapping[str, PlatformSettings]
-    ) -> None:
-        """Validate every instance's driver configuration before anything starts: a
-        value the driver rejects is the operator's error (a ConfigError naming
-        ``platforms.NAME.config.FIELD`` and its source), not a platform failure.
-
-        A driver that cannot be imported, or whose validator itself breaks, is
-        skipped here: that is the plugin's failure, recorded when it starts.
-        """
-        drivers: dict[str, Any] = {}
-
-        async def resolve(driver: str) -> None:
-            with anyio.move_on_after(settings.init_timeout):
-                try:
-                    drivers[driver] = await self.manager.resolve_driver(driver)
-                except DemiError:
-                    pass
-
-        async with anyio.create_task_group() as group:
-            for driver in {spec.driver for spec in specs.values()}:
-                if driver in self.manager.registry:
-                    drivers[driver] = self.manager.registry[driver]
-                else:
-                    group.start_soon(resolve, driver)
-        for name, spec in specs.items():
-            plugin = drivers.get(spec.driver)
-            if plugin is None or plugin.config_model is None:
-                continue
-            try:
-                prepare_config(
-                    plugin.config_model, spec.config, instance=name, settings=settings
-                )
-            except ConfigError:
-                raise
-            except Exception:
-                pass
 
     async def _start_all(self, specs: Mapping[str, PlatformSettings]) -> dict[str, str]:
         failures: dict[str, str] = {}
@@ -315,7 +263,9 @@ class Conductor(AsyncContextManagerMixin):
             except anyio.WouldBlock:
                 await route.limiter.acquire()
             try:
-                return await self._send(route, request)
+                return await send(
+                    self.manager, route, request, self.settings.request_timeout
+                )
             finally:
                 route.limiter.release()
         except BaseException as err:
@@ -343,30 +293,9 @@ class Conductor(AsyncContextManagerMixin):
             raise PlatformUnavailableError(
                 instance, f"platform {instance!r} refused the webhook: demi is stopping"
             )
-        timeout = self.settings.request_timeout
-        try:
-            response = await self.manager.handle_webhook(
-                route.key, request, timeout=timeout
-            )
-        except PluginNotFoundError as err:
-            raise PlatformUnavailableError(instance, str(err)) from None
-        except LookupError as err:
-            raise PluginNotFoundError(instance, str(err)) from None
-        except TimeoutError:
-            raise PlatformTimeoutError(
-                instance, f"platform {instance!r} did not answer within {timeout:g}s"
-            ) from None
-        except Exception as err:
-            raise PlatformRequestError(
-                instance, f"platform {instance!r} failed the webhook: {describe(err)}"
-            ) from err
-        if not isinstance(response, WebhookResponse):
-            raise PlatformRequestError(
-                instance,
-                f"platform {instance!r} answered the webhook with "
-                f"{type(response).__name__}, not a WebhookResponse",
-            )
-        return response
+        return await deliver_webhook(
+            self.manager, route, request, self.settings.request_timeout
+        )
 
     def _route(self, instance: str) -> Route:
         route = self._routes.get(instance)
@@ -376,37 +305,6 @@ class Conductor(AsyncContextManagerMixin):
                 instance, f"no platform instance {instance!r}; running: {configured}"
             )
         return route
-
-    async def _send(self, route: Route, request: Mapping[str, Any]) -> dict[str, Any]:
-        instance = route.instance
-        timeout = self.settings.request_timeout
-        try:
-            response = await self.manager.handle_request(
-                route.key, request, timeout=timeout
-            )
-        except PluginNotFoundError as err:
-            raise PlatformUnavailableError(instance, str(err)) from None
-        except TimeoutError:
-            raise PlatformTimeoutError(
-                instance, f"platform {instance!r} did not answer within {timeout:g}s"
-            ) from None
-        except Exception as err:
-            # Chained, so --debug shows the plugin's own traceback (scrubbed).
-            raise PlatformRequestError(
-                instance, f"platform {instance!r} failed the request: {describe(err)}"
-            ) from err
-        if not isinstance(response, dict):
-            raise PlatformRequestError(
-                instance,
-                f"platform {instance!r} answered with {type(response).__name__}, not a dict",
-            )
-        problem = json_problem(response)
-        if problem is not None:
-            raise PlatformRequestError(
-                instance,
-                f"platform {instance!r} answered with {problem}, which JSON cannot carry",
-            )
-        return response
 
     # -- swapping and reloading -----------------------------------------------
 
@@ -535,8 +433,8 @@ class Conductor(AsyncContextManagerMixin):
         )
         self.manager.refresh()
         wanted = new_settings.enabled_platforms()
-        self._check_drivers(new_settings, wanted)
-        await self._check_configs(new_settings, wanted)
+        check_drivers(self.manager, new_settings, wanted)
+        await check_configs(self.manager, new_settings, wanted)
         result = ReloadResult()
         self.settings = new_settings
         self.manager.settings = new_settings
