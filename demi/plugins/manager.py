@@ -491,7 +491,7 @@ class PluginManager:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> None:
         tasks, self._tasks = self._tasks, None
         try:
             with anyio.CancelScope(shield=True):
@@ -503,7 +503,6 @@ class PluginManager:
                 # it is, never wrapped in a group.
                 tasks.cancel_scope.cancel()
                 await tasks.__aexit__(None, None, None)
-        return False
 
 
 _IN_USE = frozenset({PluginState.LOADING, PluginState.ACTIVE, PluginState.STOPPING})
