@@ -14,6 +14,7 @@ from .exceptions import (
     PlatformUnavailableError,
     PluginNotFoundError,
 )
+from .platforms.base import takes_webhooks
 from .platforms.inbound import WebhookRequest, WebhookResponse
 from .plugins._calls import describe
 from .plugins.manager import PluginManager
@@ -31,19 +32,8 @@ async def send(
         carry.
     """
     instance = route.instance
-    try:
+    with _Failures(instance, timeout, "request"):
         response = await manager.handle_request(route.key, request, timeout=timeout)
-    except PluginNotFoundError as err:
-        raise PlatformUnavailableError(instance, str(err)) from None
-    except TimeoutError:
-        raise PlatformTimeoutError(
-            instance, f"platform {instance!r} did not answer within {timeout:g}s"
-        ) from None
-    except Exception as err:
-        # Chained, so --debug shows the plugin's own traceback (scrubbed).
-        raise PlatformRequestError(
-            instance, f"platform {instance!r} failed the request: {describe(err)}"
-        ) from err
     if not isinstance(response, dict):
         raise PlatformRequestError(
             instance,
@@ -68,20 +58,11 @@ async def deliver_webhook(
         :func:`send`.
     """
     instance = route.instance
-    try:
+    plugin = manager.registry.get(route.spec.driver)
+    if plugin is not None and not takes_webhooks(plugin):
+        raise PluginNotFoundError(instance, f"platform {instance!r} takes no webhooks")
+    with _Failures(instance, timeout, "webhook"):
         response = await manager.handle_webhook(route.key, request, timeout=timeout)
-    except PluginNotFoundError as err:
-        raise PlatformUnavailableError(instance, str(err)) from None
-    except LookupError as err:
-        raise PluginNotFoundError(instance, str(err)) from None
-    except TimeoutError:
-        raise PlatformTimeoutError(
-            instance, f"platform {instance!r} did not answer within {timeout:g}s"
-        ) from None
-    except Exception as err:
-        raise PlatformRequestError(
-            instance, f"platform {instance!r} failed the webhook: {describe(err)}"
-        ) from err
     if not isinstance(response, WebhookResponse):
         raise PlatformRequestError(
             instance,
@@ -89,3 +70,40 @@ async def deliver_webhook(
             f"{type(response).__name__}, not a WebhookResponse",
         )
     return response
+
+
+class _Failures:
+    """Turns what a call into a platform raised into the error its caller gets,
+    naming the instance. The plugin's own exception stays the cause, so --debug
+    shows its (scrubbed) traceback."""
+
+    __slots__ = ("_instance", "_timeout", "_what")
+
+    def __init__(self, instance: str, timeout: float, what: str) -> None:
+        self._instance = instance
+        self._timeout = timeout
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: object,
+    ) -> None:
+        instance = self._instance
+        if error is None or not isinstance(error, Exception):
+            return
+        if isinstance(error, PluginNotFoundError):
+            raise PlatformUnavailableError(instance, str(error)) from None
+        if isinstance(error, TimeoutError):
+            raise PlatformTimeoutError(
+                instance,
+                f"platform {instance!r} did not answer within {self._timeout:g}s",
+            ) from None
+        raise PlatformRequestError(
+            instance,
+            f"platform {instance!r} failed the {self._what}: {describe(error)}",
+        ) from error

@@ -12,11 +12,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from demi import SyncPlatform
+import anyio
+
+from demi import DemiSettings, PlatformSettings, PluginManager, SyncPlatform
+from demi.conductor import Conductor
+from demi.inbox import Handler
 from demi.platforms import BasePlatform, HealthStatus, PluginHealth
 
 
@@ -132,3 +136,47 @@ def sigterm_once(
         tmp_path, [demi, *args], ready, signal.SIGTERM, env
     )
     return code, out + err
+
+
+#: Generous bound on anything a test waits for; a healthy run takes milliseconds.
+PATIENCE = 20.0
+
+
+def make_settings(
+    platforms: Mapping[str, PlatformSettings | str], **overrides: Any
+) -> DemiSettings:
+    """Settings with the given instances (a bare string is a driver name) and short,
+    test-friendly timeouts unless overridden."""
+    values: dict[str, Any] = {
+        "init_timeout": 5.0,
+        "request_timeout": 5.0,
+        "shutdown_timeout": 5.0,
+        "stop_timeout": 10.0,
+    }
+    values.update(overrides)
+    specs = {
+        name: PlatformSettings(driver=spec) if isinstance(spec, str) else spec
+        for name, spec in platforms.items()
+    }
+    return DemiSettings(platforms=specs, **values)
+
+
+def with_classes(
+    settings: DemiSettings,
+    classes: Mapping[str, type[BasePlatform]],
+    handler: Handler | None = None,
+) -> Conductor:
+    """A conductor whose drivers are the given classes, not entry points."""
+    return Conductor(
+        settings,
+        handler=handler,
+        manager=PluginManager.from_classes(classes, settings=settings),
+    )
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = PATIENCE) -> None:
+    """Poll ``predicate`` at every turn of the event loop until it holds."""
+    with anyio.fail_after(timeout):
+        # A predicate over plain state has no event to wait on: polling is the point.
+        while not predicate():  # noqa: ASYNC110
+            await anyio.sleep(0.001)

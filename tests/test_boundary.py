@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import anyio
 import pytest
+from helpers import make_settings, wait_until
 
 from demi import (
     BasePlatform,
     DemiSettings,
     HealthStatus,
     PlatformRequestError,
-    PlatformSettings,
     PlatformUnavailableError,
     PluginHealth,
     PluginManager,
@@ -28,32 +28,12 @@ from demi import (
 from demi.conductor import Conductor
 from demi.testing import make_manager
 
-PATIENCE = 20.0
-
-
-def settings_for(platforms: Mapping[str, str], **overrides: Any) -> DemiSettings:
-    values: dict[str, Any] = {
-        "init_timeout": 5.0,
-        "request_timeout": 5.0,
-        "shutdown_timeout": 5.0,
-        "stop_timeout": 10.0,
-    }
-    values.update(overrides)
-    specs = {name: PlatformSettings(driver=d) for name, d in platforms.items()}
-    return DemiSettings(platforms=specs, **values)
-
 
 def conductor_of(
     settings: DemiSettings,
     classes: Mapping[str, type[BasePlatform] | type[SyncPlatform]],
 ) -> Conductor:
     return Conductor(settings, manager=make_manager(settings, **classes))
-
-
-async def wait_until(predicate: Callable[[], bool]) -> None:
-    with anyio.fail_after(PATIENCE):
-        while not predicate():  # noqa: ASYNC110 (plain state: polling is the point)
-            await anyio.sleep(0.001)
 
 
 class Journal(BasePlatform):
@@ -124,7 +104,7 @@ async def keep_dispatching(
 async def test_restart_keeps_serving(journal: type[Journal]) -> None:
     """A restart starts the fresh platform beside the old one: requests during the
     restart are answered, none refused, and the old one retires after."""
-    conductor = conductor_of(settings_for({"chat": "j"}), {"j": journal})
+    conductor = conductor_of(make_settings({"chat": "j"}), {"j": journal})
     failures: list[BaseException] = []
     stop = anyio.Event()
     async with conductor, anyio.create_task_group() as group:
@@ -141,7 +121,7 @@ async def test_exclusive_platform_stops_before_its_successor_starts(
     exclusive_journal: type[Journal],
 ) -> None:
     """An exclusive platform gets stop-then-start: at no moment do two exist."""
-    conductor = conductor_of(settings_for({"chat": "x"}), {"x": exclusive_journal})
+    conductor = conductor_of(make_settings({"chat": "x"}), {"x": exclusive_journal})
     async with conductor:
         assert await conductor.restart("chat")
     assert exclusive_journal.events[:3] == ["init 1", "shutdown 1", "init 2"]
@@ -153,7 +133,7 @@ async def test_requests_in_an_exclusive_restart_gap_are_unavailable(
     """While an exclusive platform's successor is starting, requests get
     PlatformUnavailableError rather than waiting or reaching the old one."""
     exclusive_journal.gate = anyio.Event()
-    conductor = conductor_of(settings_for({"chat": "x"}), {"x": exclusive_journal})
+    conductor = conductor_of(make_settings({"chat": "x"}), {"x": exclusive_journal})
     async with conductor, anyio.create_task_group() as group:
         group.start_soon(conductor.restart, "chat")
         await wait_until(lambda: "shutdown 1" in exclusive_journal.events)
@@ -170,8 +150,8 @@ async def test_reload_that_removes_an_instance_wins_over_its_restart(
     platform leaves it removed: the fresh platform is shut down, nothing routed."""
     journal.gate = anyio.Event()
     journal.first = ("chat", "other")
-    before = settings_for({"chat": "j", "other": "j"})
-    after = settings_for({"other": "j"})
+    before = make_settings({"chat": "j", "other": "j"})
+    after = make_settings({"other": "j"})
     conductor = conductor_of(before, {"j": journal})
     async with conductor:
         restarted: list[bool] = []
@@ -196,7 +176,7 @@ async def test_swapped_generations_never_take_a_configured_name_and_are_forgotte
 ) -> None:
     """The manager's keys for a swapped generation can never equal an instance name
     (instance names cannot hold the mark), and stopped generations are forgotten."""
-    conductor = conductor_of(settings_for({"chat": "j"}), {"j": journal})
+    conductor = conductor_of(make_settings({"chat": "j"}), {"j": journal})
     async with conductor:
         for _ in range(20):
             assert await conductor.restart("chat")
@@ -221,7 +201,7 @@ async def test_cancelled_start_up_shuts_down_what_had_started() -> None:
             await anyio.sleep_forever()
             raise AssertionError("unreachable")
 
-    settings = settings_for({"quick": "quick", "slow": "slow"})
+    settings = make_settings({"quick": "quick", "slow": "slow"})
     conductor = conductor_of(settings, {"quick": Quick, "slow": Slow})
     with anyio.move_on_after(0.5):
         async with conductor:
@@ -259,7 +239,7 @@ async def test_time_a_blocking_platform_steals_is_charged_to_it_alone(
     """A platform that blocks the loop past everyone's deadline fails for it (its
     result came late), is named in a warning, and the innocent platform that
     started beside it is not timed out for time it never had."""
-    settings = settings_for({"bad": "blocker", "good": "innocent"}, init_timeout=0.8)
+    settings = make_settings({"bad": "blocker", "good": "innocent"}, init_timeout=0.8)
     conductor = conductor_of(settings, {"blocker": Blocker, "innocent": Innocent})
     async with conductor:
         states = {s.instance: s for s in conductor.instances()}
@@ -321,7 +301,7 @@ async def test_restarting_a_hanging_blocking_platform_bounds_its_threads() -> No
     class Hanging(Stuck):
         release = threading.Event()
 
-    settings = settings_for({"chat": "stuck"}, request_timeout=0.01)
+    settings = make_settings({"chat": "stuck"}, request_timeout=0.01)
     conductor = conductor_of(settings, {"stuck": Hanging})
     before = threading.active_count()
     try:

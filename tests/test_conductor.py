@@ -16,14 +16,19 @@ from typing import Any, ClassVar
 import anyio
 import anyio.lowlevel
 import pytest
-from helpers import install_distribution
+from helpers import (
+    PATIENCE,
+    install_distribution,
+    make_settings,
+    wait_until,
+    with_classes,
+)
 
 import demi
 from demi import (
     BasePlatform,
     ConfigError,
     DemiError,
-    DemiSettings,
     HealthStatus,
     PlatformRequestError,
     PlatformSettings,
@@ -31,52 +36,12 @@ from demi import (
     PlatformUnavailableError,
     PluginHealth,
     PluginLoadError,
-    PluginManager,
     PluginNotFoundError,
     PluginState,
 )
 from demi.conductor import Conductor, InstanceStatus
 from demi.plugins.base import Transition
 from demi.plugins.discovery import refresh_entry_points
-
-#: Generous bound on anything a test waits for; a healthy run takes milliseconds.
-PATIENCE = 20.0
-
-
-def make_settings(
-    platforms: Mapping[str, PlatformSettings | str], **overrides: Any
-) -> DemiSettings:
-    """Settings with the given instances (a bare string is a driver name) and short,
-    test-friendly timeouts unless overridden."""
-    values: dict[str, Any] = {
-        "init_timeout": 5.0,
-        "request_timeout": 5.0,
-        "shutdown_timeout": 5.0,
-        "stop_timeout": 10.0,
-    }
-    values.update(overrides)
-    specs = {
-        name: PlatformSettings(driver=spec) if isinstance(spec, str) else spec
-        for name, spec in platforms.items()
-    }
-    return DemiSettings(platforms=specs, **values)
-
-
-def with_classes(
-    settings: DemiSettings, classes: Mapping[str, type[BasePlatform]]
-) -> Conductor:
-    """A conductor whose drivers are the given classes, not entry points."""
-    return Conductor(
-        settings, manager=PluginManager.from_classes(classes, settings=settings)
-    )
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = PATIENCE) -> None:
-    """Poll ``predicate`` at every turn of the event loop until it holds."""
-    with anyio.fail_after(timeout):
-        # A predicate over plain state has no event to wait on: polling is the point.
-        while not predicate():  # noqa: ASYNC110
-            await anyio.sleep(0.001)
 
 
 def platform_of(conductor: Conductor, instance: str) -> BasePlatform:

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import anyio
 import pytest
 from anyio.abc import TaskStatus
+from helpers import make_settings, wait_until
 
 from demi import (
     BasePlatform,
@@ -20,26 +21,16 @@ from demi import (
     InboundEvent,
     Inbox,
     PlatformFatalError,
+    PlatformRequestError,
     PlatformSettings,
     PluginHealth,
     PluginManager,
+    PluginNotFoundError,
     PluginState,
+    WebhookRequest,
+    WebhookResponse,
 )
 from demi.conductor import Conductor
-
-PATIENCE = 20.0
-
-
-def settings_for(platforms: Mapping[str, str], **overrides: Any) -> DemiSettings:
-    values: dict[str, Any] = {
-        "init_timeout": 5.0,
-        "request_timeout": 5.0,
-        "shutdown_timeout": 5.0,
-        "stop_timeout": 10.0,
-    }
-    values.update(overrides)
-    specs = {name: PlatformSettings(driver=d) for name, d in platforms.items()}
-    return DemiSettings(platforms=specs, **values)
 
 
 class Recorder:
@@ -62,12 +53,6 @@ def conductor_of(
         handler=handler or Recorder(),
         manager=PluginManager.from_classes(classes, settings=settings),
     )
-
-
-async def wait_until(predicate: Any) -> None:
-    with anyio.fail_after(PATIENCE):
-        while not predicate():  # noqa: ASYNC110 (plain state: polling is the point)
-            await anyio.sleep(0.001)
 
 
 class Listener(BasePlatform):
@@ -112,9 +97,9 @@ async def test_a_listening_platform_connects_and_its_events_reach_the_handler(
     listener: type[Listener],
 ) -> None:
     recorder = Recorder()
-    conductor = conductor_of(settings_for({"chat": "l"}), {"l": listener}, recorder)
+    conductor = conductor_of(make_settings({"chat": "l"}), {"l": listener}, recorder)
     async with conductor:
-        await wait_until(lambda: recorder.events)
+        await wait_until(lambda: bool(recorder.events))
         (status,) = conductor.instances()
         assert status.state is PluginState.ACTIVE and status.connected is True
     (event,) = recorder.events
@@ -134,7 +119,7 @@ async def test_a_listening_platform_connects_and_its_events_reach_the_handler(
 async def test_run_is_cancelled_before_shutdown_on_unload(
     listener: type[Listener],
 ) -> None:
-    conductor = conductor_of(settings_for({"chat": "l"}), {"l": listener})
+    conductor = conductor_of(make_settings({"chat": "l"}), {"l": listener})
     async with conductor:
         await conductor.restart("chat")
     assert listener.journal.index("run cancelled") < listener.journal.index("shutdown")
@@ -144,7 +129,7 @@ async def test_a_listening_platform_is_exclusive_by_default(
     listener: type[Listener],
 ) -> None:
     """Its restart stops the old connection before the new platform initializes."""
-    conductor = conductor_of(settings_for({"chat": "l"}), {"l": listener})
+    conductor = conductor_of(make_settings({"chat": "l"}), {"l": listener})
     async with conductor:
         await conductor.restart("chat")
     assert listener.journal[:6] == [
@@ -184,7 +169,7 @@ async def test_a_platform_that_never_gets_ready_fails_and_the_rest_carry_on(
     class Broken(cls):  # type: ignore[valid-type,misc]
         journal: ClassVar[list[str]] = []
 
-    settings = settings_for({"bad": "bad", "good": "good"}, init_timeout=0.3)
+    settings = make_settings({"bad": "bad", "good": "good"}, init_timeout=0.3)
     conductor = conductor_of(settings, {"bad": Broken, "good": listener})
     async with conductor:
         states = {s.instance: s for s in conductor.instances()}
@@ -227,7 +212,7 @@ async def test_a_connection_that_ends_fails_the_instance_with_the_reason(
     class Lossy(cls):  # type: ignore[valid-type,misc]
         journal: ClassVar[list[str]] = []
 
-    conductor = conductor_of(settings_for({"chat": "x"}), {"x": Lossy})
+    conductor = conductor_of(make_settings({"chat": "x"}), {"x": Lossy})
     async with conductor:
         await wait_until(lambda: "shutdown" in Lossy.journal)
         await wait_until(lambda: conductor.instances()[0].state is PluginState.FAILED)
@@ -240,7 +225,7 @@ async def test_a_connection_that_ends_fails_the_instance_with_the_reason(
 async def test_a_listening_platform_outside_a_session_fails_saying_why(
     listener: type[Listener],
 ) -> None:
-    conductor = conductor_of(settings_for({"chat": "l"}), {"l": listener})
+    conductor = conductor_of(make_settings({"chat": "l"}), {"l": listener})
     await conductor.start()
     try:
         (status,) = conductor.instances()
@@ -258,7 +243,7 @@ async def test_a_platform_on_a_backend_it_does_not_support_fails_naming_it(
     class Picky(listener):  # type: ignore[valid-type,misc]
         supported_backends = (other,)
 
-    conductor = conductor_of(settings_for({"chat": "p"}), {"p": Picky})
+    conductor = conductor_of(make_settings({"chat": "p"}), {"p": Picky})
     async with conductor:
         (status,) = conductor.instances()
     assert status.state is PluginState.FAILED
@@ -317,7 +302,7 @@ async def test_every_accepted_event_is_handled_exactly_once_through_swaps_and_st
         pass
 
     recorder = Recorder()
-    before = settings_for({"chat": "a", "other": "a"})
+    before = make_settings({"chat": "a", "other": "a"})
     after = DemiSettings(
         platforms={
             "chat": PlatformSettings(driver="a"),
@@ -344,3 +329,61 @@ async def test_every_accepted_event_is_handled_exactly_once_through_swaps_and_st
     assert len(handled) == len(set(handled)), "an event was handled twice"
     assert sorted(handled) == sorted(StreamA.accepted), "an accepted event was lost"
     assert len(handled) >= 200
+
+
+# -- webhooks -----------------------------------------------------------------------
+
+
+class Hooked(BasePlatform):
+    """Takes webhooks (and has no run): each body becomes one event; a body
+    "boom" breaks it."""
+
+    async def initialize(self, config: Mapping[str, Any]) -> bool:
+        return True
+
+    async def health_check(self) -> PluginHealth:
+        return PluginHealth(HealthStatus.HEALTHY)
+
+    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return {}
+
+    async def shutdown(self) -> None:
+        pass
+
+    async def handle_webhook(
+        self, request: WebhookRequest, inbox: Inbox
+    ) -> WebhookResponse:
+        if request.body == b"boom":
+            raise KeyError("a lookup of the plugin's own failed")
+        text = request.body.decode()
+        await inbox.send(InboundEvent("message", {"text": text}, f"w-{text}", "hook"))
+        return WebhookResponse(status=202, body={"ok": True})
+
+
+async def test_a_webhook_becomes_an_event_and_its_response_comes_back() -> None:
+    recorder = Recorder()
+    conductor = conductor_of(make_settings({"hook": "h"}), {"h": Hooked}, recorder)
+    async with conductor:
+        response = await conductor.webhook(
+            "hook", WebhookRequest("POST", "/platforms/hook/webhook", body=b"hi")
+        )
+        await wait_until(lambda: bool(recorder.events))
+    assert response.status == 202
+    assert [e.event_id for e in recorder.events] == ["w-hi"]
+
+
+async def test_a_webhook_the_platform_fails_is_a_request_error_not_a_lookup() -> None:
+    """A KeyError of the platform's own is its failure, never "no webhooks"."""
+    conductor = conductor_of(make_settings({"hook": "h"}), {"h": Hooked})
+    async with conductor:
+        with pytest.raises(PlatformRequestError, match="KeyError"):
+            await conductor.webhook("hook", WebhookRequest("POST", "/", body=b"boom"))
+
+
+async def test_a_webhook_to_a_platform_that_takes_none_is_not_found(
+    listener: type[Listener],
+) -> None:
+    conductor = conductor_of(make_settings({"chat": "l"}), {"l": listener})
+    async with conductor:
+        with pytest.raises(PluginNotFoundError, match="takes no webhooks"):
+            await conductor.webhook("chat", WebhookRequest("POST", "/", body=b"x"))

@@ -369,14 +369,16 @@ class PluginManager:
         """Hand one HTTP callback to an active instance's ``handle_webhook``, with
         its inbox, under a timeout; return what it returned (unchecked).
 
-        :raises PluginNotFoundError: nothing is active under that name.
-        :raises LookupError: the platform takes no webhooks.
+        :raises PluginNotFoundError: nothing is active under that name, or it takes
+            no webhooks.
         :raises TimeoutError: it outlived its timeout.
         """
         platform = self.get_plugin(name)
         slot = self._slots[name]
         if not takes_webhooks(platform) or slot.inbox is None:
-            raise LookupError(f"platform {slot.label!r} takes no webhooks")
+            raise PluginNotFoundError(
+                name, f"platform {slot.label!r} takes no webhooks"
+            )
         limit = timeout if timeout is not None else self.settings.request_timeout
         return await call(
             platform, "handle_webhook", request, slot.inbox, timeout=limit,
