@@ -1,53 +1,33 @@
 """Platforms that raise SystemExit from one lifecycle call each.
 
 SystemExit is not an Exception: code that catches only Exception lets it end the
-process. Each class misbehaves in one place; every other call is a healthy echo's.
+process (see _bex for the shapes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, NoReturn
-
-from demi.platforms import PluginHealth
-from demi_testplugins._echo import HealthyEcho
+from demi_testplugins import _bex
 
 
-def _raise() -> NoReturn:
-    raise SystemExit(3)
+def _error() -> BaseException:
+    return SystemExit(3)
 
 
-class ConstructRaises(HealthyEcho):
-    """Its constructor raises SystemExit."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        _raise()
+class ConstructRaises(_bex.ConstructRaises):
+    error = staticmethod(_error)
 
 
-class InitializeRaises(HealthyEcho):
-    """initialize raises SystemExit."""
-
-    async def initialize(self, config: Mapping[str, Any]) -> bool:
-        _raise()
+class InitializeRaises(_bex.InitializeRaises):
+    error = staticmethod(_error)
 
 
-class HealthCheckRaises(HealthyEcho):
-    """health_check raises SystemExit."""
-
-    async def health_check(self) -> PluginHealth:
-        _raise()
+class HealthCheckRaises(_bex.HealthCheckRaises):
+    error = staticmethod(_error)
 
 
-class HandleRequestRaises(HealthyEcho):
-    """handle_request raises SystemExit."""
-
-    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        _raise()
+class HandleRequestRaises(_bex.HandleRequestRaises):
+    error = staticmethod(_error)
 
 
-class ShutdownRaises(HealthyEcho):
-    """shutdown raises SystemExit."""
-
-    async def shutdown(self) -> None:
-        _raise()
+class ShutdownRaises(_bex.ShutdownRaises):
+    error = staticmethod(_error)
