@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import anyio
 import pytest
-from helpers import make_settings, wait_until
+from helpers import MinimalPlatform, make_settings, wait_until
 
 from demi import (
     BasePlatform,
@@ -210,18 +210,12 @@ async def test_cancelled_start_up_shuts_down_what_had_started() -> None:
     assert conductor.manager.active_names() == []
 
 
-class Blocker(BasePlatform):
+class Blocker(MinimalPlatform):
     """Holds the event loop with time.sleep in initialize (a plugin bug)."""
 
     async def initialize(self, config: Mapping[str, Any]) -> bool:
         time.sleep(1.0)  # noqa: ASYNC251 (the fault under test)
         return True
-
-    async def health_check(self) -> PluginHealth:
-        return PluginHealth(HealthStatus.HEALTHY)
-
-    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return {}
 
     async def shutdown(self) -> None:
         pass

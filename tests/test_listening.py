@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import anyio
 import pytest
 from anyio.abc import TaskStatus
-from helpers import make_settings, wait_until
+from helpers import MinimalPlatform, make_settings, wait_until
 
 from demi import (
     BasePlatform,
@@ -255,24 +255,12 @@ async def test_a_platform_on_a_backend_it_does_not_support_fails_naming_it(
 # -- nothing accepted is lost -------------------------------------------------------
 
 
-class Stream(BasePlatform):
+class Stream(MinimalPlatform):
     """Sends events non-stop, numbered across every platform object of the test;
     records the id of every event its inbox accepted."""
 
     numbers: ClassVar[itertools.count[int]]
     accepted: ClassVar[list[str]]
-
-    async def initialize(self, config: Mapping[str, Any]) -> bool:
-        return True
-
-    async def health_check(self) -> PluginHealth:
-        return PluginHealth(HealthStatus.HEALTHY)
-
-    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return {}
-
-    async def shutdown(self) -> None:
-        pass
 
     async def run(
         self, inbox: Inbox, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -334,21 +322,9 @@ async def test_every_accepted_event_is_handled_exactly_once_through_swaps_and_st
 # -- webhooks -----------------------------------------------------------------------
 
 
-class Hooked(BasePlatform):
+class Hooked(MinimalPlatform):
     """Takes webhooks (and has no run): each body becomes one event; a body
     "boom" breaks it."""
-
-    async def initialize(self, config: Mapping[str, Any]) -> bool:
-        return True
-
-    async def health_check(self) -> PluginHealth:
-        return PluginHealth(HealthStatus.HEALTHY)
-
-    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return {}
-
-    async def shutdown(self) -> None:
-        pass
 
     async def handle_webhook(
         self, request: WebhookRequest, inbox: Inbox
