@@ -1,7 +1,8 @@
 """A listening platform: its ``run`` connects, sends a few messages, and records the
 replies demi sends back (config ``replies``, a file: one JSON line per reply).
 
-Config: ``count`` messages (default 3), ids ``m1``.. in conversations ``c1``..;
+Config: ``count`` messages (default 3), ids ``m1``.. in conversations ``c1``..
+(or all in the one ``conversation`` names);
 ``redeliver`` sends ``m1`` once more (a redelivery); ``then`` is ``"hold"`` (stay
 connected, the default) or ``"return"`` (the connection ends: lost); ``log`` is a
 file that gets one line per connection made.
@@ -41,10 +42,11 @@ class ListensPlatform(HealthyEcho):
         # loader a moment.
         await anyio.sleep(0.1)
         count = int(self.config.get("count", 3))
+        room = self.config.get("conversation")
         for number in range(1, count + 1):
-            await inbox.send(_message(number))
+            await inbox.send(_message(number, room))
         if self.config.get("redeliver"):
-            await inbox.send(_message(1))
+            await inbox.send(_message(1, room))
         if self.config.get("then", "hold") == "return":
             await anyio.sleep(float(self.config.get("hold_for", 0.2)))
             return
@@ -57,10 +59,10 @@ class ListensPlatform(HealthyEcho):
         return {"sent": True}
 
 
-def _message(number: int) -> InboundEvent:
+def _message(number: int, conversation: str | None) -> InboundEvent:
     return InboundEvent(
         "message",
         {"text": f"hello {number}", "sender": "someone"},
         f"m{number}",
-        f"c{number}",
+        conversation or f"c{number}",
     )
