@@ -48,6 +48,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from ._failures import RESTARTABLE, FailureAlarm
 from ._health_round import CheckRunner, log_result, log_round
 from ._probes import readiness, snapshot
 from ._restarts import HISTORY, RESTART_REASONS, InstanceRecord, backoff_delay
@@ -55,7 +56,6 @@ from .conductor import Conductor, InstanceStatus
 from .core.logger import get_logger
 from .exceptions import DemiError, PluginNotFoundError
 from .platforms.base import HealthStatus, PluginHealth
-from .plugins.base import PluginState, Transition
 
 __all__ = [
     "GRACE",
@@ -70,9 +70,6 @@ LOG = get_logger(__name__)
 
 #: Seconds a health check may run past ``health_timeout`` before it is given up on.
 GRACE = 5.0
-
-#: States the restart policy restarts an instance from (unless it is fatal).
-_RESTARTABLE = (PluginState.FAILED, PluginState.STOPPED)
 
 #: Told of each restart: the instance name and why (one of :data:`RESTART_REASONS`,
 #: or the reason given to :meth:`Supervisor.restart`).
@@ -115,8 +112,7 @@ class Supervisor:
         #: Number of rounds completed.
         self.rounds = 0
         self._round_done = anyio.Event()
-        # Set when an instance fails between rounds (see _between_rounds).
-        self._wake = anyio.Event()
+        self._alarm = FailureAlarm()
         # Liveness counts from here until the first round completes.
         self._since = time.monotonic()
 
@@ -141,36 +137,19 @@ class Supervisor:
         their own beside the rounds, so neither a stuck check nor a slow restart
         delays another instance's health check. A check that ignores cancellation
         still holds up the end of this call until it ends by itself."""
-        unsubscribe = self.conductor.manager.subscribe(self._on_transition)
-        async with anyio.create_task_group() as group:
-            self._group = group
-            self._since = time.monotonic()
-            task_status.started()
-            try:
-                while True:
-                    await self.round()
-                    await self._between_rounds()
-            finally:
-                unsubscribe()
-                self._group = None
-                group.cancel_scope.cancel()
-
-    def _on_transition(self, change: Transition) -> None:
-        # A platform that failed between rounds (a lost connection, above all) is
-        # seen to at once: its backoff starts now, not a whole interval later.
-        if change.target in _RESTARTABLE:
-            self._wake.set()
-
-    async def _between_rounds(self) -> None:
-        """Wait ``interval`` seconds, applying the restart policy whenever an
-        instance fails meanwhile."""
-        deadline = anyio.current_time() + self.interval
-        while (left := deadline - anyio.current_time()) > 0:
-            with anyio.move_on_after(left):
-                await self._wake.wait()
-            if self._wake.is_set():
-                self._wake = anyio.Event()
-                self._apply_all()
+        with self._alarm.following(self.conductor.manager):
+            async with anyio.create_task_group() as group:
+                self._group = group
+                self._since = time.monotonic()
+                task_status.started()
+                try:
+                    while True:
+                        await self.round()
+                        # A failure meanwhile gets the policy at once.
+                        await self._alarm.sleep(self.interval, self._apply_all)
+                finally:
+                    self._group = None
+                    group.cancel_scope.cancel()
 
     def _apply_all(self) -> bool:
         """The restart policy over every instance, without a health round; return
@@ -246,7 +225,7 @@ class Supervisor:
             or not self.conductor.accepting
         ):
             return False
-        failed = status.state in _RESTARTABLE
+        failed = status.state in RESTARTABLE
         if failed and status.fatal:
             # The platform said retrying cannot help (a revoked token): no backoff.
             record.gave_up = status.error or "fatal: no reason recorded"
@@ -298,7 +277,7 @@ class Supervisor:
         finally:
             record.restarting = False
             # A restart that failed again gets its next backoff at once.
-            self._wake.set()
+            self._alarm.ring()
         if attempted:
             self._notify(name, reason)
 
