@@ -172,6 +172,7 @@ driver = "good"
         health = client.get("/health")
         restart = client.post("/platforms/hook/restart")
         metrics = client.get("/metrics", headers=AUTH).text
+        hook_health = client.get("/health", headers=AUTH).json()["platforms"]["hook"]
         code, _ = terminate(running)
     output = running.output()
     assert code == 0, output
@@ -191,4 +192,7 @@ driver = "good"
     assert health.status_code == 401 and restart.status_code == 401
     assert metric(metrics, "demi_events_received_total", platform="hook") == 1
     assert metric(metrics, "demi_events_duplicate_total", platform="hook") == 1
+    # Only listening platforms have a connection to show.
+    assert 'demi_platform_connected{platform="hook"}' not in metrics
+    assert hook_health["connected"] is None and hook_health["inbox_depth"] == 0
     assert SECRET not in output
