@@ -63,6 +63,10 @@ def snapshot(conductor: Conductor, record: Records) -> dict[str, Any]:
             "response_time_ms": latest.response_time_ms if latest else None,
             "last_check": latest.last_check.isoformat() if latest else None,
             "in_flight": status.in_flight,
+            # A listening platform's connection (None for one that does not listen).
+            "connected": status.connected,
+            "fatal": status.fatal,
+            "inbox_depth": status.inbox_depth,
             "seconds_in_state": dict(status.time_in_states),
         }
     ready, _ = readiness(conductor, record)

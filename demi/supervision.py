@@ -13,7 +13,16 @@ Restart policy, per platform (``restart``, ``failure_threshold``, ``backoff_init
 it, with exponential backoff and jitter between attempts:
 
 * An instance is restarted when it is ``failed`` (or ``stopped``), or after
-  ``failure_threshold`` consecutive unhealthy checks.
+  ``failure_threshold`` consecutive unhealthy checks. A failure is acted on when it
+  happens (the supervisor follows the manager's transitions), not at the next
+  round: a listening platform's lost connection is ``failed`` with the reason
+  ``connection lost: ...``, and its backoff starts at once.
+* An instance that failed with a :class:`~demi.PlatformFatalError` (``fatal`` in
+  its status: a revoked token, a banned account) is given up on at once: CRITICAL
+  log with the reason, ``gave_up`` in ``snapshot()``, no backoff, no restart.
+* An instance that is still starting (``loading``: a listening platform whose
+  ``run`` has not called ``task_status.started()`` yet) is neither checked nor
+  restarted for being unhealthy; its init timeout bounds that.
 * The supervisor counts its restarts of an instance since the instance was last
   *stably healthy*: no unhealthy check over a span of at least ``restart_window``
   seconds (first to last check of a healthy streak, so at least two checks whatever
@@ -39,14 +48,14 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from ._failures import RESTARTABLE, FailureAlarm
 from ._health_round import CheckRunner, log_result, log_round
 from ._probes import readiness, snapshot
 from ._restarts import HISTORY, RESTART_REASONS, InstanceRecord, backoff_delay
-from .conductor import Conductor
+from .conductor import Conductor, InstanceStatus
 from .core.logger import get_logger
 from .exceptions import DemiError, PluginNotFoundError
 from .platforms.base import HealthStatus, PluginHealth
-from .plugins.base import PluginState
 
 __all__ = [
     "GRACE",
@@ -103,6 +112,7 @@ class Supervisor:
         #: Number of rounds completed.
         self.rounds = 0
         self._round_done = anyio.Event()
+        self._alarm = FailureAlarm()
         # Liveness counts from here until the first round completes.
         self._since = time.monotonic()
 
@@ -127,17 +137,28 @@ class Supervisor:
         their own beside the rounds, so neither a stuck check nor a slow restart
         delays another instance's health check. A check that ignores cancellation
         still holds up the end of this call until it ends by itself."""
-        async with anyio.create_task_group() as group:
-            self._group = group
-            self._since = time.monotonic()
-            task_status.started()
-            try:
-                while True:
-                    await self.round()
-                    await anyio.sleep(self.interval)
-            finally:
-                self._group = None
-                group.cancel_scope.cancel()
+        with self._alarm.following(self.conductor.manager):
+            async with anyio.create_task_group() as group:
+                self._group = group
+                self._since = time.monotonic()
+                task_status.started()
+                try:
+                    while True:
+                        await self.round()
+                        # A failure meanwhile gets the policy at once.
+                        await self._alarm.sleep(self.interval, self._apply_all)
+                finally:
+                    self._group = None
+                    group.cancel_scope.cancel()
+
+    def _apply_all(self) -> bool:
+        """The restart policy over every instance, without a health round; return
+        whether it restarted or gave up on any."""
+        changed = False
+        for status in self.conductor.instances():
+            record = self.record(status.instance)
+            changed |= self._apply_policy(status, record)
+        return changed
 
     async def wait_round(self) -> None:
         """Wait until the next round completes."""
@@ -164,7 +185,7 @@ class Supervisor:
             health = results.get(name)
             if health is not None and name not in restarting:
                 changed |= self._observe(name, health, record)
-            changed |= self._apply_policy(name, status.state, record)
+            changed |= self._apply_policy(status, record)
         log_round(self.rounds + 1, results, changed)
         for observer in self._round_observers:
             observer(results)
@@ -192,10 +213,9 @@ class Supervisor:
         log_result(name, health)
         return previous is not health.status
 
-    def _apply_policy(
-        self, name: str, state: PluginState | None, record: InstanceRecord
-    ) -> bool:
+    def _apply_policy(self, status: InstanceStatus, record: InstanceRecord) -> bool:
         """Schedule a restart or give up if due; return whether it did either."""
+        name = status.instance
         spec = self.conductor.spec_of(name)
         if (
             spec is None
@@ -205,8 +225,15 @@ class Supervisor:
             or not self.conductor.accepting
         ):
             return False
+        failed = status.state in RESTARTABLE
+        if failed and status.fatal:
+            # The platform said retrying cannot help (a revoked token): no backoff.
+            record.gave_up = status.error or "fatal: no reason recorded"
+            LOG.critical(
+                "platform %s: %s; not restarted, it stays failed", name, record.gave_up
+            )
+            return True
         unhealthy = record.consecutive_failures >= spec.failure_threshold
-        failed = state in (PluginState.FAILED, PluginState.STOPPED)
         if not (unhealthy or failed):
             return False
         if record.unstable_restarts >= spec.max_restarts:
@@ -223,7 +250,11 @@ class Supervisor:
         record.restarting = True
         delay = backoff_delay(record.unstable_restarts, spec, self._rng)
         reason = "failed" if failed else "unhealthy"
-        why = "failed" if failed else f"{record.consecutive_failures} unhealthy checks"
+        why = (
+            f"failed ({status.error or 'no reason recorded'})"
+            if failed
+            else f"{record.consecutive_failures} unhealthy checks"
+        )
         LOG.warning("platform %s: %s; restarting in %.2fs", name, why, delay)
         self._group.start_soon(self._restart, name, delay, reason)
         return True
@@ -245,6 +276,8 @@ class Supervisor:
             LOG.warning("platform %s: restart skipped: %s", name, err)
         finally:
             record.restarting = False
+            # A restart that failed again gets its next backoff at once.
+            self._alarm.ring()
         if attempted:
             self._notify(name, reason)
 

@@ -26,8 +26,15 @@ from demi.conductor import Conductor
 from demi.core.config import PlatformSettings
 from demi.core.secrets import register_secrets
 from demi.exceptions import PlatformRequestError
-from demi.http import bind_socket, create_app, serve_http
-from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+from demi.http import MAX_WEBHOOK_BODY, bind_socket, create_app, serve_http
+from demi.platforms import (
+    BasePlatform,
+    HealthStatus,
+    Inbox,
+    PluginHealth,
+    WebhookRequest,
+    WebhookResponse,
+)
 from demi.platforms.echo import EchoPlatform
 from demi.supervision import Supervisor
 
@@ -167,6 +174,12 @@ async def until_status(
             await anyio.sleep(0.02)
 
 
+async def primary_health(client: httpx.AsyncClient) -> str:
+    """The latest health of the "primary" instance, as /health shows it."""
+    health = (await client.get("/health")).json()
+    return str(health["platforms"]["primary"]["health"])
+
+
 # -- through a real server ------------------------------------------------------
 
 
@@ -217,6 +230,11 @@ async def test_readyz_goes_503_naming_the_broken_platform_and_back_after_a_resta
             async with anyio.create_task_group() as group:
                 await group.start(supervisor.run)
                 await until_status(client, "/readyz", 200)
+                # Ready comes with the restart; the fresh platform's first health
+                # result with the next round.
+                with anyio.fail_after(10):
+                    while await primary_health(client) != "healthy":  # noqa: ASYNC110
+                        await anyio.sleep(0.01)
                 group.cancel_scope.cancel()
             after = (await client.get("/metrics")).text
             health = (await client.get("/health")).json()
@@ -535,3 +553,106 @@ async def test_every_answer_is_strict_json_with_secrets_scrubbed(
     error = health.json()["platforms"]["primary"]["error"]
     assert error == {"ratio": None, "what": "odd object quoting **********",
                      "**********": [None]}  # fmt: skip
+
+
+# -- webhooks -------------------------------------------------------------------
+
+
+class Hooked(EchoPlatform):
+    """Takes webhooks: answers with what it was given (and 418 for ``teapot``)."""
+
+    async def handle_webhook(
+        self, request: WebhookRequest, inbox: Inbox
+    ) -> WebhookResponse:
+        if request.body == b"teapot":
+            return WebhookResponse(418, "short and stout", headers={"x-pot": "1"})
+        if request.body == b"bad status":
+            return WebhookResponse(1000)
+        return WebhookResponse(
+            202,
+            {
+                "method": request.method,
+                "path": request.path,
+                "headers": {
+                    k: v for k, v in request.headers.items() if k.startswith("x-")
+                },
+                "query": dict(request.query),
+                "body": request.body.decode(),
+            },
+        )
+
+
+def hooked_conductor() -> Conductor:
+    """A "hook" instance that takes webhooks and a "plain" one that does not."""
+    settings = DemiSettings(
+        stop_timeout=5,
+        platforms={
+            "hook": PlatformSettings(driver="hooked"),
+            "plain": PlatformSettings(driver="echo"),
+        },
+    )
+    manager = PluginManager.from_classes(
+        {"hooked": Hooked, "echo": EchoPlatform}, settings=settings
+    )
+    return Conductor(settings, manager=manager)
+
+
+async def test_a_webhook_gets_the_raw_request_and_sends_the_platforms_answer(
+    anyio_backend: str,
+) -> None:
+    """Through a real server, without the token that every other route needs: the
+    platform sees the raw body, lower-cased headers (a repeated one joined) and the
+    query, and its status, headers, body and content type go back as they are."""
+    conductor = hooked_conductor()
+    app = create_app(conductor, Supervisor(conductor), token=TOKEN)
+    async with conductor, serving(app, anyio_backend) as client:
+        answer = await client.post(
+            "/platforms/hook/webhook?a=1&a=2&b=x",
+            content=b'{"raw": true}',
+            headers=[("X-Sig", "abc"), ("X-Twice", "1"), ("X-Twice", "2")],
+        )
+        teapot = await client.post("/platforms/hook/webhook", content=b"teapot")
+        odd = await client.post("/platforms/hook/webhook", content=b"bad status")
+        restart = await client.post("/platforms/hook/restart")
+        nested = await client.post("/platforms/hook/webhook/more", content=b"x")
+        unknown = await client.post("/platforms/nobody/webhook", content=b"x")
+        plain = await client.post("/platforms/plain/webhook", content=b"x")
+    assert answer.status_code == 202, answer.text
+    assert answer.json() == {
+        "method": "POST",
+        "path": "/platforms/hook/webhook",
+        "headers": {"x-sig": "abc", "x-twice": "1, 2"},
+        "query": {"a": "2", "b": "x"},
+        "body": '{"raw": true}',
+    }
+    assert teapot.status_code == 418 and teapot.text == "short and stout"
+    assert teapot.headers["x-pot"] == "1"
+    assert teapot.headers["content-type"].startswith("text/plain")
+    assert odd.status_code == 502
+    # The exemption is the webhook route only.
+    assert restart.status_code == 401 and nested.status_code == 401
+    assert unknown.status_code == 404 and plain.status_code == 404
+
+
+async def test_a_webhook_while_stopping_is_503_and_reaches_no_platform() -> None:
+    conductor = hooked_conductor()
+    app = create_app(conductor, Supervisor(conductor))
+    async with conductor:
+        pass  # started, then stopped: no longer accepting
+    async with in_process(app) as client:
+        refused = await client.post("/platforms/hook/webhook", content=b"x")
+    assert refused.status_code == 503
+
+
+async def test_an_oversized_webhook_body_is_413() -> None:
+    conductor = hooked_conductor()
+    app = create_app(conductor, Supervisor(conductor))
+    async with conductor, in_process(app) as client:
+        limit = await client.post(
+            "/platforms/hook/webhook", content=b"x" * MAX_WEBHOOK_BODY
+        )
+        over = await client.post(
+            "/platforms/hook/webhook", content=b"x" * (MAX_WEBHOOK_BODY + 1)
+        )
+    assert limit.status_code == 202
+    assert over.status_code == 413

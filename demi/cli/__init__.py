@@ -96,14 +96,22 @@ def check(opts: Any, as_json: bool, backend: str | None) -> None:
 @cli.command()
 @_backend_option
 @click.option("--http", "http_bind", metavar="HOST:PORT", default=None,
-              help="Serve /healthz, /readyz, /health and /metrics here "
+              help="Serve /healthz, /readyz, /health, /metrics and the platforms' "
+              "webhooks here "
               "(needs demi-conductor[http]; bind beyond loopback only on purpose).")  # fmt: skip
+@click.option("--handler", default=None, metavar="NAME",
+              help="The demi.handlers entry point inbound events go to "
+              "[default: the handler setting, e.g. DEMI_HANDLER, else log].")  # fmt: skip
 @click.pass_obj
-def run(opts: Any, backend: str | None, http_bind: str | None) -> None:
+def run(
+    opts: Any, backend: str | None, http_bind: str | None, handler: str | None
+) -> None:
     """Run the conductor in the foreground until SIGINT or SIGTERM (SIGHUP reloads)."""
     from . import _app
 
-    _app.run_command(opts, _app.run, backend=backend, http_bind=http_bind)
+    _app.run_command(
+        opts, _app.run, backend=backend, http_bind=http_bind, handler=handler
+    )
 
 
 @cli.command()

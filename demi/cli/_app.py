@@ -20,6 +20,7 @@ from ..core.config import DemiSettings, load_settings
 from ..core.logger import configure_logging, get_logger
 from ..core.secrets import format_exception, register_secrets, scrub
 from ..exceptions import ConfigError, DemiError, PluginNotFoundError
+from ..handlers import load_handler
 from ..plugins.discovery import scan_entry_points
 from . import _render
 from ._errors import NothingDone, UsageProblem
@@ -192,18 +193,20 @@ def check(opts: Options, *, as_json: bool, backend: str | None) -> int:
     async def round_trip(guard: StopGuard) -> list[dict[str, Any]]:
         conductor = Conductor(settings, config_file=opts.config_file)
         guard.on_abort(conductor.abort)
-        try:
-            with _render.progress(conductor, "Starting platforms"):
-                await conductor.start()
-            with _render.status("Checking health"):
-                health = await conductor.check_health()
-            return [_render.instance_row(status, health.get(status.instance))
-                    for status in conductor.instances()]  # fmt: skip
-        finally:
-            # Also whatever had started when start-up was cut short.
-            guard.arm()
-            with _render.status("Stopping"):
-                await conductor.stop()
+        # The session hosts listening platforms' connections and the handler.
+        async with conductor.session():
+            try:
+                with _render.progress(conductor, "Starting platforms"):
+                    await conductor.start()
+                with _render.status("Checking health"):
+                    health = await conductor.check_health()
+                return [_render.instance_row(status, health.get(status.instance))
+                        for status in conductor.instances()]  # fmt: skip
+            finally:
+                # Also whatever had started when start-up was cut short.
+                guard.arm()
+                with _render.status("Stopping"):
+                    await conductor.stop()
 
     rows = _run_guarded(_backend(settings, backend), round_trip, settings)
     healthy = bool(rows) and all(row["health"] == "healthy" for row in rows)
@@ -225,12 +228,13 @@ def request(opts: Options, *, instance: str, payload: str, backend: str | None) 
 
     async def once(guard: StopGuard) -> dict[str, Any]:
         guard.on_abort(conductor.abort)
-        try:
-            await conductor.start()
-            return await conductor.dispatch(instance, body)
-        finally:
-            guard.arm()
-            await conductor.stop()
+        async with conductor.session():
+            try:
+                await conductor.start()
+                return await conductor.dispatch(instance, body)
+            finally:
+                guard.arm()
+                await conductor.stop()
 
     response = _run_guarded(_backend(settings, backend), once, settings)
     _render.print_json(response)
@@ -301,13 +305,25 @@ def _secret_fields(settings: DemiSettings) -> dict[str, type[BaseModel]]:
     }
 
 
-def run(opts: Options, *, backend: str | None, http_bind: str | None) -> int:
+def run(
+    opts: Options,
+    *,
+    backend: str | None,
+    http_bind: str | None,
+    handler: str | None = None,
+) -> int:
     """``demi run``: the conductor in the foreground until a signal stops it, on
-    ``--backend`` or else the backend the settings name.
+    ``--backend`` or else the backend the settings name, inbound events going to
+    ``--handler`` or else the handler the settings name.
 
     Once demi has stopped, the process ends at once (see ``_serve.exit_now``).
     """
     settings = _settings(opts)
+    if handler is not None:
+        settings = settings.model_copy(update={"handler": handler})
+    # Before anything binds or starts: an unknown handler is a usage error (exit 2)
+    # naming it and the installed ones. The session loads it again, cheaply.
+    load_handler(settings.handler)
     backend = _backend(settings, backend)
     configure_logging(logging.DEBUG if opts.debug else settings.log_level)
     bind = _parse_bind(http_bind) if http_bind else None

@@ -65,61 +65,74 @@ async def serve(
     :param listener: a bound socket to serve the HTTP face on (``None``: no HTTP).
     """
     conductor = Conductor(settings, config_file=config_file)
+    supervisor = Supervisor(conductor)
+    # Built before the session, so its metrics observe every inbound event.
+    ticker = _Ticker()
+    app = _http_app(conductor, supervisor, ticker) if listener is not None else None
     bound = _StopBound(settings.stop_timeout)
-    with anyio.open_signal_receiver(*_STOP_SIGNALS, signal.SIGHUP) as signals:
-        interrupted = await _unless_stopped(conductor.start, "start-up", signals, bound)
-        if interrupted is not None:
-            await conductor.stop()
-            bound.cancel()
-            LOG.info("stopped")
-            return 0
-        supervisor = Supervisor(conductor)
-        last_tick = time.monotonic()
-
-        ticking = anyio.CancelScope()
-
-        async def tick() -> None:
-            nonlocal last_tick
-            with ticking:
-                while True:
-                    last_tick = time.monotonic()
-                    await anyio.sleep(_TICK)
-
-        http_stop = anyio.Event()
-        async with anyio.create_task_group() as group:
-            group.start_soon(tick)
-            supervising = anyio.CancelScope()
-
-            async def supervise() -> None:
-                with supervising:
-                    await supervisor.run()
-
-            group.start_soon(supervise)
-            if listener is not None:
-                await _start_http(group, conductor, supervisor, listener, backend,
-                                  lambda: last_tick, http_stop)  # fmt: skip
-            names = ", ".join(s.instance for s in conductor.instances()) or "none"
-            LOG.info("demi running on %s with platforms: %s", backend, names)
-            received = await _wait_for_stop(signals, conductor, supervisor, bound)
-            bound.arm()
-            LOG.info(
-                "%s received: stopping (bounded by %gs)",
-                received,
-                settings.stop_timeout,
+    # The session hosts the listening platforms' connections and the handler; its
+    # end stops what is left (nothing, after the bounded stop below).
+    async with conductor.session():
+        with anyio.open_signal_receiver(*_STOP_SIGNALS, signal.SIGHUP) as signals:
+            await _serve_until_stopped(
+                conductor, supervisor, signals, bound, ticker, listener, app, backend
             )
-            supervising.cancel()
-            async with anyio.create_task_group() as stopping:
-                stopping.start_soon(_abort_on_second_signal, signals, conductor)
-                await conductor.stop()
-                stopping.cancel_scope.cancel()
-            # Let the server finish its own graceful shutdown; cancelling it midway
-            # trips hypercorn's asyncio worker.
-            http_stop.set()
-            ticking.cancel()
-            group.cancel_scope.deadline = anyio.current_time() + _HTTP_GRACE
     bound.cancel()
     LOG.info("stopped")
     return 0
+
+
+async def _serve_until_stopped(
+    conductor: Conductor,
+    supervisor: Supervisor,
+    signals: Any,
+    bound: _StopBound,
+    ticker: _Ticker,
+    listener: socket.socket | None,
+    app: Any,
+    backend: str,
+) -> None:
+    """Start, supervise and serve until a stop signal; then stop, bounded."""
+    settings = conductor.settings
+    interrupted = await _unless_stopped(conductor.start, "start-up", signals, bound)
+    if interrupted is not None:
+        await conductor.stop()
+        return
+    ticking = anyio.CancelScope()
+
+    async def tick() -> None:
+        with ticking:
+            await ticker.run()
+
+    http_stop = anyio.Event()
+    async with anyio.create_task_group() as group:
+        group.start_soon(tick)
+        supervising = anyio.CancelScope()
+
+        async def supervise() -> None:
+            with supervising:
+                await supervisor.run()
+
+        group.start_soon(supervise)
+        if listener is not None:
+            await _start_http(group, app, listener, backend, http_stop)
+        names = ", ".join(s.instance for s in conductor.instances()) or "none"
+        LOG.info("demi running on %s with platforms: %s", backend, names)
+        received = await _wait_for_stop(signals, conductor, supervisor, bound)
+        bound.arm()
+        LOG.info(
+            "%s received: stopping (bounded by %gs)", received, settings.stop_timeout
+        )
+        supervising.cancel()
+        async with anyio.create_task_group() as stopping:
+            stopping.start_soon(_abort_on_second_signal, signals, conductor)
+            await conductor.stop()
+            stopping.cancel_scope.cancel()
+        # Let the server finish its own graceful shutdown; cancelling it midway
+        # trips hypercorn's asyncio worker.
+        http_stop.set()
+        ticking.cancel()
+        group.cancel_scope.deadline = anyio.current_time() + _HTTP_GRACE
 
 
 def open_listener(host: str, port: int, settings: DemiSettings) -> socket.socket:
@@ -183,24 +196,40 @@ async def _unless_stopped(
     return interrupted
 
 
-async def _start_http(
-    group: Any,
-    conductor: Conductor,
-    supervisor: Supervisor,
-    listener: socket.socket,
-    backend: str,
-    heartbeat: Any,
-    stop: anyio.Event,
-) -> None:
-    from ..http import create_app, serve_http
+class _Ticker:
+    """Proves the loop is alive for ``/healthz``: ticks every ``_TICK`` seconds."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def last_tick(self) -> float:
+        """The monotonic time of the latest tick."""
+        return self.last
+
+    async def run(self) -> None:
+        """Tick until cancelled."""
+        while True:
+            self.last = time.monotonic()
+            await anyio.sleep(_TICK)
+
+
+def _http_app(conductor: Conductor, supervisor: Supervisor, ticker: _Ticker) -> Any:
+    from ..http import create_app
 
     token = conductor.settings.http_token
-    app = create_app(
+    return create_app(
         conductor,
         supervisor,
         token=token.get_secret_value() if token else None,
-        heartbeat=heartbeat,
+        heartbeat=ticker.last_tick,
     )
+
+
+async def _start_http(
+    group: Any, app: Any, listener: socket.socket, backend: str, stop: anyio.Event
+) -> None:
+    from ..http import serve_http
+
     await group.start(lambda task_status: serve_http(
         app, listener, backend=backend, stop=stop, task_status=task_status))  # fmt: skip
 

@@ -1,4 +1,5 @@
-"""The ASGI application (starlette): probes, health, metrics, operator commands."""
+"""The ASGI application (starlette): probes, health, metrics, operator commands,
+and the platforms' webhooks."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from starlette.routing import Route
 from ..conductor import Conductor
 from ..supervision import Supervisor
 from ._json import SafeJSONResponse
+from ._webhook import is_webhook_path, webhook_endpoint
 from .metrics import CONTENT_TYPE, Metrics
 
 __all__ = ["create_app"]
@@ -25,7 +27,8 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 class _BearerToken(BaseHTTPMiddleware):
-    """Require ``Authorization: Bearer <token>`` on every path but the probes."""
+    """Require ``Authorization: Bearer <token>`` on every path but the probes and
+    the webhooks."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], token: str) -> None:
         super().__init__(app)
@@ -34,7 +37,10 @@ class _BearerToken(BaseHTTPMiddleware):
     async def dispatch(
         self, request: Request, call_next: RequestResponseEndpoint
     ) -> Response:
-        if request.url.path not in PUBLIC_PATHS:
+        path = request.url.path
+        # A webhook's caller is a service that cannot send demi's token; the
+        # platform verifies the service's own signature instead.
+        if path not in PUBLIC_PATHS and not is_webhook_path(path):
             given = request.headers.get("authorization", "").encode()
             if not hmac.compare_digest(given, self._expected):
                 return SafeJSONResponse(
@@ -55,7 +61,8 @@ def create_app(
 ) -> Starlette:
     """Build the ASGI app.
 
-    :param token: when set, required as a bearer token on all but the probes.
+    :param token: when set, required as a bearer token on all but the probes and
+        the webhooks (whose platforms verify their services' signatures).
     :param heartbeat: returns the monotonic time the conductor's loop last ticked;
         ``/healthz`` fails once it is older than ``stale_after`` seconds, and also
         whenever ``supervisor.liveness()`` names a reason (health rounds stopped).
@@ -113,6 +120,11 @@ def create_app(
             Route("/health", health),
             Route("/metrics", prometheus),
             Route("/platforms/{name}/restart", restart, methods=["POST"]),
+            Route(
+                "/platforms/{name}/webhook",
+                webhook_endpoint(conductor),
+                methods=["POST"],
+            ),  # fmt: skip
         ],
         middleware=middleware,
     )

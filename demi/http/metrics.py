@@ -12,6 +12,15 @@ series of its own). The three known reasons are seeded at zero for every platfor
 
 ``demi_platform_health_status`` reads the latest result from its one owner, the
 plugin manager (``InstanceStatus.health``), as ``/health`` and ``/readyz`` do.
+
+Inbound events: ``demi_events_received_total`` (accepted into the inbox),
+``demi_events_duplicate_total`` (dropped as redeliveries),
+``demi_events_handled_total`` (with ``outcome``: ``ok``, ``error``, ``timeout``),
+``demi_event_handler_duration_seconds``, ``demi_inbox_depth`` (events buffered, not
+yet handed to the handler) and ``demi_platform_connected`` (1 while a listening
+platform's ``run`` has called ``started()`` and not ended; series only for
+listening platforms). The counters observe the conductor's inbound side, so the
+:class:`Metrics` must be built before the conductor's session begins.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from prometheus_client import (
 
 from ..conductor import Conductor
 from ..platforms.base import HealthStatus, PluginHealth
+from ..platforms.inbound import InboundEvent
 from ..plugins.base import PluginState
 from ..supervision import RESTART_REASONS, Supervisor
 
@@ -33,6 +43,9 @@ __all__ = ["CONTENT_TYPE", "Metrics"]
 
 #: The exposition format's content type.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+#: How a handler call ended, as ``demi_events_handled_total`` labels it.
+OUTCOMES = ("ok", "error", "timeout")
 
 _HEALTH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -77,8 +90,38 @@ class Metrics:
             "demi_platform_restarts_total", "Restarts, by who asked and why.",
             ["platform", "reason"], registry=registry,
         )  # fmt: skip
+        self.events_received = Counter(
+            "demi_events_received_total", "Inbound events accepted.", ["platform"],
+            registry=registry,
+        )  # fmt: skip
+        self.events_duplicate = Counter(
+            "demi_events_duplicate_total", "Inbound events dropped as redeliveries.",
+            ["platform"], registry=registry,
+        )  # fmt: skip
+        self.events_handled = Counter(
+            "demi_events_handled_total", "Handler calls, by outcome.",
+            ["platform", "outcome"], registry=registry,
+        )  # fmt: skip
+        self.handler_duration = Histogram(
+            "demi_event_handler_duration_seconds", "Handler call duration.",
+            ["platform"], registry=registry,
+        )  # fmt: skip
+        self.inbox_depth = Gauge(
+            "demi_inbox_depth", "Inbound events buffered for the handler.",
+            ["platform"], registry=registry,
+        )  # fmt: skip
+        self.connected = Gauge(
+            "demi_platform_connected",
+            "1 while a listening platform's connection is up.",
+            ["platform"], registry=registry,
+        )  # fmt: skip
+        # Instances seen listening: their series stays (at 0) while they have no
+        # platform behind them, after a lost connection for instance.
+        self._listening: set[str] = set()
         self._conductor = conductor
         conductor.add_request_observer(self._on_request)
+        conductor.inbound.add_event_observer(self._on_event)
+        conductor.inbound.add_handled_observer(self._on_handled)
         supervisor.add_restart_observer(self._on_restart)
         supervisor.add_round_observer(self._on_round)
         for status in conductor.instances():
@@ -90,6 +133,20 @@ class Metrics:
         self.request_errors.labels(platform=platform)
         for reason in RESTART_REASONS:
             self.restarts.labels(platform=platform, reason=reason)
+        self.events_received.labels(platform=platform)
+        self.events_duplicate.labels(platform=platform)
+        for outcome in OUTCOMES:
+            self.events_handled.labels(platform=platform, outcome=outcome)
+
+    def _on_event(self, platform: str, what: str) -> None:
+        counter = self.events_received if what == "received" else self.events_duplicate
+        counter.labels(platform=platform).inc()
+
+    def _on_handled(
+        self, event: InboundEvent, outcome: str, seconds: float, reason: str | None
+    ) -> None:
+        self.events_handled.labels(platform=event.instance, outcome=outcome).inc()
+        self.handler_duration.labels(platform=event.instance).observe(seconds)
 
     def _on_request(
         self, platform: str, seconds: float, error: BaseException | None
@@ -116,6 +173,11 @@ class Metrics:
             self.up.labels(platform=name).set(
                 1 if status.state is PluginState.ACTIVE else 0
             )
+            self.inbox_depth.labels(platform=name).set(status.inbox_depth)
+            if status.connected is not None:
+                self._listening.add(name)
+            if name in self._listening:
+                self.connected.labels(platform=name).set(1 if status.connected else 0)
             current = status.health.status if status.health else HealthStatus.UNKNOWN
             for value in HealthStatus:
                 self.health_status.labels(platform=name, status=value.value).set(
