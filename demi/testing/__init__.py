@@ -23,8 +23,15 @@ included, which is why pytest is needed only where it is used (``demi-conductor[
 from __future__ import annotations
 
 from ._conformance import PlatformConformance as PlatformConformance
+from ._fake_inbox import FakeInbox as FakeInbox
 from ._manager import make_manager as make_manager
 from ._tasks import new_tasks as new_tasks
 from ._tasks import running_tasks as running_tasks
 
-__all__ = ["PlatformConformance", "make_manager", "new_tasks", "running_tasks"]
+__all__ = [
+    "FakeInbox",
+    "PlatformConformance",
+    "make_manager",
+    "new_tasks",
+    "running_tasks",
+]
