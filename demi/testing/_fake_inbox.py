@@ -32,7 +32,7 @@ class FakeInbox:
     checked with :func:`demi.platforms.inbound.check_event` (a malformed one raises
     :class:`~demi.PluginValidationError`, and is kept in :attr:`rejected`), an event
     whose ``event_id`` was accepted before is dropped and counted (``send`` returns
-    ``False``), and an accepted one gets ``instance`` and ``received_at`` filled in.
+    ``False``; every id is remembered, where demi keeps a window of recent ones), and an accepted one gets ``instance`` and ``received_at`` filled in.
     With a ``capacity``, ``send`` waits while that many events are held, until the
     test calls :meth:`take`: that is how a test shows backpressure.
 
