@@ -874,3 +874,130 @@ def test_a_task_leaked_with_asyncio_create_task_is_told_what_to_use_instead(
         on_asyncio, on_trio = failures[check]
         assert on_asyncio.endswith("was still running" + remedy), on_asyncio
         assert on_trio.endswith("was still running."), on_trio
+
+
+# -- a platform whose service is another process --------------------------------------
+
+# A line-based chat server, run by the generated tests as a process of its own (as
+# the IRC example runs ngircd): "JOIN" registers a client and is answered
+# "WELCOME"; any other line goes to every registered client but the sender.
+LINE_SERVER = """
+import asyncio
+
+clients = set()
+
+async def serve(reader, writer):
+    try:
+        while line := await reader.readline():
+            if line == b"JOIN\\n":
+                clients.add(writer)
+                writer.write(b"WELCOME\\n")
+            else:
+                for other in clients - {writer}:
+                    other.write(line)
+    finally:
+        clients.discard(writer)
+        writer.close()
+
+async def main():
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+LINE_CHAT = """
+import subprocess
+import sys
+
+import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+SERVER = {server!r}
+
+
+@pytest.fixture(scope="module")
+def chat_server():
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        yield int(process.stdout.readline())
+    finally:
+        process.terminate()
+        process.wait()
+        process.stdout.close()
+
+
+class LineChat(Good):
+    async def initialize(self, config):
+        self.port = config["port"]
+        return True
+
+    async def run(self, inbox, *, task_status=anyio.TASK_STATUS_IGNORED):
+        async with await anyio.connect_tcp("127.0.0.1", self.port) as stream:
+            lines = BufferedByteReceiveStream(stream)
+            await stream.send(b"JOIN\\n")
+            await lines.receive_until(b"\\n", 100)  # WELCOME: connected
+            task_status.started()
+            number = 0
+            while True:
+                text = (await lines.receive_until(b"\\n", 4096)).decode()
+                number += 1
+                await inbox.send(
+                    InboundEvent("message", {{"text": text}}, f"m{{number}}", "#room")
+                )
+
+
+class TestLineChat(Kit):
+    platform_class = LineChat
+    expected_events = 2
+
+    @pytest.fixture(autouse=True)
+    def _person_knows_the_server(self, chat_server):
+        # The hook gets only the platform; fixtures reach it through self.
+        self.port = chat_server
+
+    @pytest.fixture
+    def platform_config(self, chat_server):
+        return {{"port": chat_server}}
+
+    async def trigger_events(self, platform):
+        # A second client, in the test's own task: it starts no task.
+        async with await anyio.connect_tcp("127.0.0.1", self.port) as person:
+            await person.send(b"hello demi\\nare you there?\\n")
+"""
+
+
+def test_a_platform_whose_service_is_another_process_passes(
+    pytester: pytest.Pytester,
+) -> None:
+    """A listening platform connected to a server in a process of its own passes
+    the kit, events made by a second client of that server from trigger_events
+    (with the server's address from a fixture, through self)."""
+    passed, failures = run_kit(pytester, LINE_CHAT.format(server=LINE_SERVER))
+    assert failures == {}
+    assert passed == len(SYNC_CHECKS) + 2 * len(ALL_CHECKS - SYNC_CHECKS)
+
+
+def test_trigger_events_really_makes_the_platform_send(
+    pytester: pytest.Pytester,
+) -> None:
+    """The same platform, expecting one event more than the person says, fails the
+    event check with the count that did arrive: the two lines became events."""
+    body = LINE_CHAT.format(server=LINE_SERVER) + textwrap.dedent(
+        """
+        class TestLineChatCountsOneMore(TestLineChat):
+            expected_events = 3
+            event_timeout = 0.5
+        """
+    )
+    _, failures = run_kit(pytester, body)
+    assert failures == {
+        "test_run_sends_well_formed_events": [
+            "run must send the 3 events trigger_events causes (expected_events) "
+            "within the event timeout (0.5s), but 2 arrived."
+        ]
+        * 2
+    }
