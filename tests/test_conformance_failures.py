@@ -391,6 +391,29 @@ DEFECTS = {
             "call task_status.started() within the init timeout (0.2s).",
         ),
     ),
+    # As in demi, initialize and readiness share the init timeout: each alone is
+    # in time here, both together are not.
+    "run_ready_too_late_after_a_slow_initialize": Defect(
+        """
+        class Platform(Listener):
+            async def initialize(self, config):
+                await anyio.sleep(0.3)
+                return await super().initialize(config)
+
+            async def run(self, inbox, *, task_status=anyio.TASK_STATUS_IGNORED):
+                await anyio.sleep(0.3)
+                await super().run(inbox, task_status=task_status)
+
+        class TestPlatform(ListenerKit):
+            platform_class = Platform
+            init_timeout = 0.5
+        """,
+        dict.fromkeys(
+            RUN_CHECKS,
+            "run must call task_status.started() once connected, but it did not "
+            "call task_status.started() within the init timeout (0.5s).",
+        ),
+    ),
     "run_returns_before_ready": Defect(
         """
         class Platform(Listener):

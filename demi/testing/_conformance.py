@@ -42,7 +42,9 @@ class PlatformConformance(InboundChecks):
     its service send it something (and set :attr:`expected_events`); the events
     arrive in a :class:`~demi.testing.FakeInbox`. A platform that takes webhooks
     answers each of :attr:`sample_webhooks`. Neither check applies to a platform
-    without those methods: it passes them.
+    without those methods: it passes them. A ``run`` that never ends once
+    cancelled hangs its check, as it would hang demi's stop; one that ends late
+    fails it.
 
     When the configuration depends on another fixture (the address of a test
     server), override the :meth:`platform_config` fixture instead of setting

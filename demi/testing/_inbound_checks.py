@@ -150,6 +150,7 @@ class InboundChecks(KitBase):
         it listens (else an idle :class:`Run`); cancelled and shut down on exit."""
         __tracebackhide__ = True
         inbox = FakeInbox(INSTANCE)
+        began = anyio.current_time()
         async with self._initialized(config) as platform:
             if not listens(platform):
                 yield platform, inbox, Run()
@@ -157,6 +158,7 @@ class InboundChecks(KitBase):
             async with running(
                 platform, inbox,
                 init_timeout=self.init_timeout, shutdown_timeout=self.shutdown_timeout,
+                began=began,
             ) as run:  # fmt: skip
                 yield platform, inbox, run
 

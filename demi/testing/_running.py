@@ -76,9 +76,13 @@ async def running(
     *,
     init_timeout: float,
     shutdown_timeout: float,
+    began: float | None = None,
 ) -> AsyncIterator[Run]:
-    """Start ``platform.run(inbox)`` and wait for its readiness (at most
-    ``init_timeout``); yield; then cancel it and wait for it to end.
+    """Start ``platform.run(inbox)`` and wait for its readiness; yield; then cancel
+    it and wait for it to end.
+
+    As in demi, ``initialize`` and readiness share the init timeout: ``began`` is
+    when ``initialize`` was called (now, when ``None``).
 
     Whether it ended within ``shutdown_timeout`` of its cancellation is in the
     :class:`Run` yielded. A failure inside the block is raised unchanged once
@@ -90,8 +94,10 @@ async def running(
     __tracebackhide__ = True
     run = Run()
     failure: Exception | None = None
+    if began is None:
+        began = anyio.current_time()
     async with anyio.create_task_group() as group:
-        with anyio.move_on_after(init_timeout):
+        with anyio.move_on_at(began + init_timeout):
             try:
                 await group.start(_serve, platform, inbox, run)
             except RuntimeError:
