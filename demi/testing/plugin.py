@@ -51,8 +51,7 @@ def pytest_runtest_makereport(
     ):
         # Rebuilt from the raw traceback: pytest cuts it at the test function by
         # following the raw frames, so filtering its entries would not last.
-        raw = excinfo.traceback[0]._rawentry
-        excinfo.traceback = type(excinfo.traceback)(_without_contextlib(raw))
+        excinfo.traceback = type(excinfo.traceback)(_without_contextlib(excinfo.tb))
     yield
 
 
