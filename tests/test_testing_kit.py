@@ -14,7 +14,15 @@ from helpers import SyncEcho
 from pydantic import BaseModel, SecretStr
 
 from demi import DemiSettings, PluginManager, PluginValidationError
-from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+from demi.platforms import (
+    BasePlatform,
+    HealthStatus,
+    InboundEvent,
+    Inbox,
+    PluginHealth,
+    WebhookRequest,
+    WebhookResponse,
+)
 from demi.platforms.echo import EchoPlatform
 from demi.plugins.discovery import load_driver
 from demi.testing import PlatformConformance, make_manager, new_tasks, running_tasks
@@ -75,6 +83,54 @@ class TestGreeterConformance(PlatformConformance):
     sample_config: ClassVar[Mapping[str, Any]] = {"greeting": "hi", "token": "s3cr3t"}
     failing_config: ClassVar[Mapping[str, Any]] = {**sample_config, "ready": False}
     sample_requests: ClassVar[list[Mapping[str, Any]]] = [{"name": "Ada"}]
+
+
+class Relay(Greeter):
+    """Listens to a queue standing in for its service and takes webhooks; both
+    turn what arrives into message events."""
+
+    async def initialize(self, config: Mapping[str, Any]) -> bool:
+        self.service, self.incoming = anyio.create_memory_object_stream[str](10)
+        return await super().initialize(config)
+
+    async def run(
+        self, inbox: Inbox, *, task_status: Any = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        async for text in self.incoming:
+            await inbox.send(InboundEvent("message", {"text": text}, text, "room"))
+
+    async def handle_webhook(
+        self, request: WebhookRequest, inbox: Inbox
+    ) -> WebhookResponse:
+        text = request.body.decode()
+        accepted = await inbox.send(InboundEvent("message", {"text": text}, text))
+        return WebhookResponse(200, {"accepted": accepted})
+
+    async def shutdown(self) -> None:
+        for stream in (getattr(self, "service", None), getattr(self, "incoming", None)):
+            if stream is not None:
+                stream.close()
+        await super().shutdown()
+
+
+class TestRelayConformance(PlatformConformance):
+    """A platform that listens and takes webhooks keeps the contract, the events
+    its run sends made by trigger_events."""
+
+    platform_class = Relay
+    sample_config: ClassVar[Mapping[str, Any]] = {"greeting": "hi", "token": "t0ken"}
+    sample_requests: ClassVar[list[Mapping[str, Any]]] = [{"name": "Ada"}]
+    sample_webhooks: ClassVar[list[WebhookRequest]] = [
+        WebhookRequest("POST", "/platforms/relay/webhook", body=b"first"),
+        WebhookRequest("POST", "/platforms/relay/webhook", body=b"second"),
+    ]
+    expected_events = 2
+
+    async def trigger_events(self, platform: BasePlatform) -> None:
+        assert isinstance(platform, Relay)
+        await platform.service.send("hello")
+        await platform.service.send("again")
 
 
 def test_make_manager_knows_exactly_the_given_classes() -> None:

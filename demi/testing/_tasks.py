@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import anyio
 from anyio import TaskInfo
 
-__all__ = ["new_tasks", "running_tasks"]
+__all__ = ["new_tasks", "running_tasks", "unowned_asyncio_tasks"]
 
 _ASYNCIO_DEFAULT_NAME = re.compile(r"Task-\d+")
 
@@ -30,6 +30,17 @@ def new_tasks(before: Mapping[int, str]) -> list[str]:
     :param before: what :func:`running_tasks` returned earlier.
     """
     return sorted(name for id_, name in running_tasks().items() if id_ not in before)
+
+
+def unowned_asyncio_tasks(before: Mapping[int, str]) -> int:
+    """How many tasks running now, and not in ``before``, asyncio named itself
+    (``"Task-7"``): made by ``asyncio.create_task`` or ``ensure_future``, which no
+    task group waits for. Task groups (anyio's and trio's) name their tasks."""
+    return sum(
+        1
+        for task in anyio.get_running_tasks()
+        if task.id not in before and _ASYNCIO_DEFAULT_NAME.fullmatch(task.name or "")
+    )
 
 
 def _label(task: TaskInfo) -> str:
