@@ -39,13 +39,17 @@ class Inbound:
 
     def add_event_observer(self, observer: EventObserver) -> None:
         """Call ``observer(instance, "received" | "duplicate")`` for each event a
-        platform sends."""
+        platform sends (from now on, in a session already running too)."""
         self._event_observers.append(observer)
+        if self._dispatcher is not None:
+            self._dispatcher.add_event_observer(observer)
 
     def add_handled_observer(self, observer: HandledObserver) -> None:
         """Call ``observer(event, outcome, seconds, reason)`` after each handler call
-        (outcome ``"ok"``, ``"error"`` or ``"timeout"``)."""
+        (outcome ``"ok"``, ``"error"`` or ``"timeout"``), from now on."""
         self._handled_observers.append(observer)
+        if self._dispatcher is not None:
+            self._dispatcher.add_handled_observer(observer)
 
     @asynccontextmanager
     async def dispatching(self) -> AsyncGenerator[None]:

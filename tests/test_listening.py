@@ -363,3 +363,48 @@ async def test_a_webhook_to_a_platform_that_takes_none_is_not_found(
     async with conductor:
         with pytest.raises(PluginNotFoundError, match="takes no webhooks"):
             await conductor.webhook("chat", WebhookRequest("POST", "/", body=b"x"))
+
+
+class Eager(MinimalPlatform):
+    """Sends an event the moment it is ready, and answers replies."""
+
+    replies: ClassVar[list[Mapping[str, Any]]]
+    status_at_ready: ClassVar[list[str]]
+
+    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        self.replies.append(dict(request))
+        return {}
+
+    async def run(
+        self, inbox: Inbox, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        self.status_at_ready.append(self.status)
+        event = InboundEvent("message", {"text": "now"}, "now-1", "#c")
+        await inbox.send(event)
+        await anyio.sleep_forever()
+
+
+async def test_a_reply_to_an_event_sent_at_readiness_finds_the_platform_active() -> (
+    None
+):
+    """Readiness makes the instance active before run goes on, so the handler's
+    reply to the very first event is delivered (on trio the loader resumes later)."""
+
+    class Fresh(Eager):
+        replies: ClassVar[list[Mapping[str, Any]]] = []
+        status_at_ready: ClassVar[list[str]] = []
+
+    async def echo(event: InboundEvent) -> Mapping[str, Any]:
+        return {"text": event.data["text"], "conversation": event.conversation}
+
+    settings = make_settings({"chat": "e"})
+    conductor = Conductor(
+        settings,
+        handler=echo,
+        manager=PluginManager.from_classes({"e": Fresh}, settings=settings),
+    )
+    async with conductor:
+        await wait_until(lambda: bool(Fresh.replies))
+    assert Fresh.status_at_ready == ["active"]
+    assert Fresh.replies == [{"text": "now", "conversation": "#c"}]

@@ -42,17 +42,24 @@ class Connection:
 
 
 class _Ready:
-    """The ``task_status`` a platform's ``run`` gets: readiness marks it connected."""
+    """The ``task_status`` a platform's ``run`` gets: readiness marks it connected
+    and active at once, before ``run`` goes on, so replies to the first events it
+    sends already find it active (on trio the loader resumes only later)."""
 
-    __slots__ = ("_connection", "_status")
+    __slots__ = ("_connection", "_slot", "_status")
 
-    def __init__(self, status: TaskStatus[None], connection: Connection) -> None:
+    def __init__(
+        self, status: TaskStatus[None], connection: Connection, slot: Slot
+    ) -> None:
         self._status = status
         self._connection = connection
+        self._slot = slot
 
     def started(self, value: Any = None) -> None:
         self._status.started()
         self._connection.connected = True
+        if self._slot.lifecycle.state is PluginState.LOADING:
+            self._slot.lifecycle.move_to(PluginState.ACTIVE)
 
 
 async def connect(
@@ -78,7 +85,7 @@ async def connect(
             with connection.scope:
                 try:
                     await run_watched(
-                        platform, inbox, _Ready(task_status, connection),
+                        platform, inbox, _Ready(task_status, connection, slot),
                         owner=slot.label, block_threshold=block_threshold,
                     )  # fmt: skip
                     lost = ("run returned: the connection ended", False)

@@ -98,7 +98,8 @@ async def start(
                     await abandon(slot, "cancelled while connecting", **shutdown_bounds)
                 raise
             if failed is None:
-                slot.lifecycle.move_to(PluginState.ACTIVE)
+                if slot.lifecycle.state is PluginState.LOADING:  # else run's readiness
+                    slot.lifecycle.move_to(PluginState.ACTIVE)
                 return platform
             reason = failed
     with anyio.CancelScope(shield=True):

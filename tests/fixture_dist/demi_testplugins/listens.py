@@ -35,12 +35,9 @@ class ListensPlatform(HealthyEcho):
         if "log" in self.config:
             async with await anyio.open_file(self.config["log"], "a") as log:
                 await log.write("connected\n")
+        # Events go out at once: readiness makes the instance active, so the
+        # replies to them find it so on either backend.
         task_status.started()
-        # demi marks the instance active only once the loader resumes after
-        # started(); a reply to an event sent before that fails "not active
-        # (loading)" (seen on trio). Reported to the lead; until fixed, give the
-        # loader a moment.
-        await anyio.sleep(0.1)
         count = int(self.config.get("count", 3))
         room = self.config.get("conversation")
         for number in range(1, count + 1):
