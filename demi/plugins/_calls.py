@@ -14,6 +14,7 @@ import functools
 import inspect
 import threading
 import time
+import types
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -98,98 +99,75 @@ def describe(err: BaseException) -> str:
 # -- whose time is it ---------------------------------------------------------
 
 
-class _Deadline:
-    """A deadline in force for one platform, so that time another platform steals
-    from the event loop can be given back to it."""
-
-    __slots__ = ("owner", "scope")
-
-    def __init__(self, owner: str, scope: anyio.CancelScope) -> None:
-        self.owner = owner
-        self.scope = scope
-
-
-_DEADLINES: set[_Deadline] = set()
+#: The deadlines in force, each with the platform it belongs to.
+_DEADLINES: dict[anyio.CancelScope, str] = {}
 
 
 def charge_elsewhere(owner: str, seconds: float) -> None:
     """``owner`` held the event loop for ``seconds``: move every other platform's
     deadline on by as much, so that nobody else is timed out for it."""
-    for deadline in _DEADLINES:
-        if deadline.owner != owner:
-            deadline.scope.deadline += seconds
+    for scope, whose in _DEADLINES.items():
+        if whose != owner:
+            scope.deadline += seconds
 
 
 class deadline_guard:
     """Register ``scope`` as ``owner``'s deadline while the block runs (for a bound
     set outside :func:`call`, such as the import of a plugin)."""
 
-    __slots__ = ("_entry",)
+    __slots__ = ("_owner", "_scope")
 
     def __init__(self, owner: str, scope: anyio.CancelScope) -> None:
-        self._entry = _Deadline(owner, scope)
+        self._owner = owner
+        self._scope = scope
 
     def __enter__(self) -> None:
-        _DEADLINES.add(self._entry)
+        _DEADLINES[self._scope] = self._owner
 
     def __exit__(self, *exc_info: object) -> None:
-        _DEADLINES.discard(self._entry)
+        _DEADLINES.pop(self._scope, None)
 
 
-class _Watched:
-    """Awaits a plugin's coroutine one step at a time and times each step: a step
-    is plugin code holding the event loop, so a long one is named and its time
-    given back to every other platform's deadline."""
+@types.coroutine
+def _watched(
+    coro: Coroutine[Any, Any, Any], owner: str, method: str, threshold: float
+) -> Generator[Any, Any, Any]:
+    """Await a plugin's coroutine one step at a time and time each step: a step is
+    plugin code holding the event loop, so a long one is named and its time given
+    back to every other platform's deadline."""
+    value: Any = None
+    error: BaseException | None = None
+    perf = time.perf_counter
+    while True:
+        began = perf()
+        try:
+            step = coro.send(value) if error is None else coro.throw(error)
+        except StopIteration as done:
+            if (held := perf() - began) > threshold:
+                _blocked(held, owner, method)
+            return done.value
+        except BaseException:
+            if (held := perf() - began) > threshold:
+                _blocked(held, owner, method)
+            raise
+        if (held := perf() - began) > threshold:
+            _blocked(held, owner, method)
+        try:
+            value, error = (yield step), None
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as thrown:  # cancellation, delivered to the plugin
+            value, error = None, thrown
 
-    __slots__ = ("_coro", "_method", "_owner", "_threshold")
 
-    def __init__(
-        self,
-        coro: Coroutine[Any, Any, Any],
-        owner: str,
-        method: str,
-        threshold: float,
-    ) -> None:
-        self._coro = coro
-        self._owner = owner
-        self._method = method
-        self._threshold = threshold
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro = self._coro
-        value: Any = None
-        error: BaseException | None = None
-        perf = time.perf_counter
-        while True:
-            began = perf()
-            try:
-                if error is None:
-                    step = coro.send(value)
-                else:
-                    step = coro.throw(error)
-            except StopIteration as done:
-                self._timed(perf() - began)
-                return done.value
-            except BaseException:
-                self._timed(perf() - began)
-                raise
-            self._timed(perf() - began)
-            try:
-                value, error = (yield step), None
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as thrown:  # cancellation, delivered to the plugin
-                value, error = None, thrown
-
-    def _timed(self, seconds: float) -> None:
-        if seconds > self._threshold:
-            LOG.warning(
-                "platform %s blocked the event loop for %.2fs in %s "
-                "(use SyncPlatform or a worker thread for blocking calls)",
-                self._owner, seconds, self._method,
-            )  # fmt: skip
-            charge_elsewhere(self._owner, seconds)
+def _blocked(seconds: float, owner: str, method: str) -> None:
+    LOG.warning(
+        "platform %s blocked the event loop for %.2fs in %s "
+        "(use SyncPlatform or a worker thread for blocking calls)",
+        owner, seconds, method,
+    )  # fmt: skip
+    charge_elsewhere(owner, seconds)
 
 
 # -- threads ------------------------------------------------------------------
@@ -248,6 +226,7 @@ async def call(
     method: str,
     *args: Any,
     timeout: float,
+    deadline: float | None = None,
     owner: str | None = None,
     threads: ThreadBudget | None = None,
     scope: anyio.CancelScope | None = None,
@@ -259,6 +238,9 @@ async def call(
     ``threads`` and abandoned if it outlives the timeout, so a stuck platform never
     holds up the event loop. Cancellation from outside propagates unchanged.
 
+    :param deadline: when the call must have finished, on the event loop's clock
+        (``timeout`` seconds from now when ``None``), for a bound that began
+        before the call; ``timeout`` is then only what a TimeoutError says.
     :param owner: the platform's name in logs and in the loop's time accounting.
     :param scope: a cancel scope of the caller's to run the call in (shielded, or
         kept to cancel it from elsewhere); its deadline is set from ``timeout``.
@@ -269,17 +251,19 @@ async def call(
     :raises Exception: whatever else the plugin raised.
     """
     name = owner or platform.name
+    if deadline is None:
+        deadline = anyio.current_time() + timeout
     if scope is None:
-        scope = anyio.CancelScope()
-    scope.deadline = anyio.current_time() + timeout
-    entry = _Deadline(name, scope)
-    _DEADLINES.add(entry)
+        scope = anyio.CancelScope(deadline=deadline)
+    else:
+        scope.deadline = deadline
+    _DEADLINES[scope] = name
     try:
         with scope:
             try:
                 bound = getattr(platform, method)
                 if inspect.iscoroutinefunction(bound):
-                    result = await _Watched(bound(*args), name, method, block_threshold)
+                    result = await _watched(bound(*args), name, method, block_threshold)
                 else:
                     work: Callable[[], Any] = functools.partial(bound, *args)
                     limiter = None
@@ -295,7 +279,7 @@ async def call(
             except BaseException as err:
                 raise PluginRaised(err) from err
     finally:
-        _DEADLINES.discard(entry)
+        _DEADLINES.pop(scope, None)
     if scope.cancel_called or anyio.current_time() > scope.deadline:
         raise TimeoutError(f"{method} did not finish within {timeout:g}s")
     return result

@@ -4,7 +4,8 @@ when it goes wrong, whatever it raises."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import anyio
 
@@ -19,11 +20,12 @@ from .base import PluginState
 
 __all__ = ["start"]
 
-Resolver = Callable[[str], Awaitable[type[BasePlatform]]]
+Resolver = Callable[[Slot], Awaitable[type[BasePlatform]]]
 
 
 async def start(
     slot: Slot,
+    config: Mapping[str, Any],
     known: type[BasePlatform] | None,
     resolve: Resolver,
     settings: DemiSettings,
@@ -31,18 +33,21 @@ async def start(
     """Bring ``slot`` from its current state to ``active``, or to ``failed`` with
     the reason; return the platform.
 
+    :param config: the instance's configuration as given (prepared afresh here).
     :param known: the driver's class when it is already imported.
-    :param resolve: imports the driver's class (it runs under the init timeout).
+    :param resolve: imports the class of the slot's driver (it runs under the init
+        timeout).
     :raises PluginNotFoundError: no plugin of that name exists.
     :raises PluginLoadError: any step failed; the slot is ``failed`` with the reason.
     """
     slot.lifecycle.move_to(PluginState.LOADING)
-    began = anyio.current_time()
-    plugin_cls = known or await _import(slot, resolve, settings)
+    # One bound for the whole start: import, configuration and initialize.
+    deadline = anyio.current_time() + settings.init_timeout
+    plugin_cls = known or await _import(slot, resolve, settings, deadline)
     platform = _construct(slot, plugin_cls)
     try:
         options = prepare_config(
-            plugin_cls.config_model, slot.config, instance=slot.label, settings=settings
+            plugin_cls.config_model, config, instance=slot.label, settings=settings
         )
     except PluginLoadError as err:  # its config_model broke: the plugin's failure
         slot.platform = None
@@ -50,15 +55,11 @@ async def start(
         raise
     except DemiError as err:  # the configuration given is wrong
         raise _fail(slot, str(err)) from None
-    remaining = max(settings.init_timeout - (anyio.current_time() - began), 0.001)
-    shutdown_bounds = {
-        "timeout": settings.shutdown_timeout,
-        "block_threshold": settings.loop_block_threshold,
-    }
     try:
         ready = await call(
-            platform, "initialize", options, timeout=remaining, owner=slot.label,
-            threads=slot.threads, block_threshold=settings.loop_block_threshold,
+            platform, "initialize", options, timeout=settings.init_timeout,
+            deadline=deadline, owner=slot.label, threads=slot.threads,
+            block_threshold=settings.loop_block_threshold,
         )  # fmt: skip
     except TimeoutError:
         reason = f"initialize did not finish within {settings.init_timeout:g}s"
@@ -66,28 +67,34 @@ async def start(
         reason = f"initialize raised {describe(err)}"
     except BaseException:
         # Cancelled from outside: leave no half-started plugin behind.
-        with anyio.CancelScope(shield=True):
-            await abandon(slot, "cancelled during initialize", **shutdown_bounds)
+        await _abandon(slot, "cancelled during initialize", settings)
         raise
     else:
         if ready is True:
             slot.lifecycle.move_to(PluginState.ACTIVE)
             return platform
         reason = f"initialize returned {safe_repr(ready)}, not True"
-    with anyio.CancelScope(shield=True):
-        await abandon(slot, reason, **shutdown_bounds)
+    await _abandon(slot, reason, settings)
     raise PluginLoadError(
         slot.label, f"plugin {slot.label!r} failed to start: {reason}"
     )
 
 
+async def _abandon(slot: Slot, reason: str, settings: DemiSettings) -> None:
+    with anyio.CancelScope(shield=True):
+        await abandon(
+            slot, reason, timeout=settings.shutdown_timeout,
+            block_threshold=settings.loop_block_threshold,
+        )  # fmt: skip
+
+
 async def _import(
-    slot: Slot, resolve: Resolver, settings: DemiSettings
+    slot: Slot, resolve: Resolver, settings: DemiSettings, deadline: float
 ) -> type[BasePlatform]:
     try:
-        with anyio.fail_after(settings.init_timeout) as scope:
+        with anyio.fail_at(deadline) as scope:
             with deadline_guard(slot.label, scope):
-                return await resolve(slot.driver)
+                return await resolve(slot)
     except PluginNotFoundError:
         raise
     except TimeoutError:
@@ -109,10 +116,9 @@ def _construct(slot: Slot, plugin_cls: type[BasePlatform]) -> BasePlatform:
         raise _fail(
             slot, f"constructing {plugin_cls.__qualname__} raised {describe(err)}"
         ) from None
-    lifecycle = slot.lifecycle
     try:
         platform._demi_name = slot.label
-        platform._demi_state = lambda: lifecycle.state.value
+        platform._demi_state = slot.lifecycle.state_value
     except BaseException as err:
         raise _fail(slot, f"cannot be managed: {describe(err)}") from None
     slot.platform = platform
