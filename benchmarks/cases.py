@@ -345,7 +345,7 @@ def lifecycle(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
                     f"{backend} N={n} {label} (ms)",
                     ("demi Conductor", demi),
                     ("task group floor", floor),
-                    target=1.5,
+                    target=1.3,
                 )
             )
         result.checks.append(
