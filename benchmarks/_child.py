@@ -439,8 +439,7 @@ def lifecycle(spec: dict[str, Any]) -> dict[str, Any]:
         await demi_round(warm)
         await demi_round(warm, concurrent=True)
         # Every round pairs the floor with a Conductor start (stopped by concurrent
-        # unloads); the first ``stop_repeats`` rounds also time Conductor.stop, which
-        # takes N shutdowns one after another.
+        # unloads); the first ``stop_repeats`` rounds also time Conductor.stop.
         for round_no in range(spec["repeats"]):
             modes = ["floor", "demi"]
             if round_no < spec["stop_repeats"]:
