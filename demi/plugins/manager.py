@@ -67,8 +67,6 @@ class PluginManager:
         self._turns = Turns()
         self._budgets: dict[str, ThreadBudget] = {}
         self._listeners: list[TransitionListener] = []
-        # Bound once: every load hands it on, and holds it while it starts.
-        self._resolver = self._resolve
 
     @classmethod
     def from_classes(
@@ -239,7 +237,7 @@ class PluginManager:
                 slot.threads = self._budget(slot.label)
             try:
                 return await _loading.start(
-                    slot, config or {}, known, self._resolver, self.settings
+                    slot, config or {}, known, self._resolve, self.settings
                 )
             except PluginNotFoundError:
                 self._slots.pop(key, None)
