@@ -80,9 +80,8 @@ def _log(message: str) -> None:
 
 
 def _versions() -> dict[str, str]:
-    found = {}
+    found = {"demi": _demi_version()}
     for name in (
-        "demi",
         "stevedore",
         "anyio",
         "trio",
@@ -96,6 +95,16 @@ def _versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             found[name] = "missing"
     return found
+
+
+def _demi_version() -> str:
+    # The distribution is named demi-conductor since the rename, demi before it.
+    for name in ("demi-conductor", "demi"):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "missing"
 
 
 def _git() -> dict[str, Any]:

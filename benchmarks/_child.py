@@ -344,6 +344,12 @@ def lifecycle(spec: dict[str, Any]) -> dict[str, Any]:
     Besides ``Conductor.stop``, it times the manager's ``unload_plugin`` run for every
     instance at once in a task group (``demi_unload_concurrent``): what stopping
     costs in demi's own code once the order of shutdowns is not awaited one by one.
+
+    Start and stop are timed apart, each after a full garbage collection (as
+    :func:`_timed` does for every round of cases 3 and 4), for demi and the floor
+    alike. Timed back to back, the stop paid for a full collection that the start's
+    allocations had made due: at N=1000 the floor's stop did on trio, demi's on both
+    backends, so the stop ratio measured where that collection fell.
     """
     import anyio
 
@@ -393,11 +399,13 @@ def lifecycle(spec: dict[str, Any]) -> dict[str, Any]:
             for _ in range(n):
                 group.start_soon(start_one)
         t1 = perf()
+        gc.collect()
+        t2 = perf()
         async with anyio.create_task_group() as group:
             for platform in reversed(platforms):
                 group.start_soon(stop_one, platform)
-        t2 = perf()
-        return _ms(t1 - t0), _ms(t2 - t1)
+        t3 = perf()
+        return _ms(t1 - t0), _ms(t3 - t2)
 
     async def demi_round(
         settings: Any, concurrent: bool = False
@@ -410,18 +418,20 @@ def lifecycle(spec: dict[str, Any]) -> dict[str, Any]:
         await conductor.start()
         t1 = perf()
         active = manager.active_names()
+        gc.collect()
+        t2 = perf()
         if concurrent:
             async with anyio.create_task_group() as group:
                 for name in reversed(active):
                     group.start_soon(manager.unload_plugin, name)
         else:
             await conductor.stop()
-        t2 = perf()
+        t3 = perf()
         if concurrent:
             await conductor.stop()
         if len(active) != n or manager.active_names():
             raise RuntimeError(f"{len(active)} of {n} platforms started")
-        return _ms(t1 - t0), _ms(t2 - t1)
+        return _ms(t1 - t0), _ms(t3 - t2)
 
     async def main() -> None:
         warm = settings_for(min(n, 50))
@@ -429,8 +439,7 @@ def lifecycle(spec: dict[str, Any]) -> dict[str, Any]:
         await demi_round(warm)
         await demi_round(warm, concurrent=True)
         # Every round pairs the floor with a Conductor start (stopped by concurrent
-        # unloads); the first ``stop_repeats`` rounds also time Conductor.stop, which
-        # takes N shutdowns one after another.
+        # unloads); the first ``stop_repeats`` rounds also time Conductor.stop.
         for round_no in range(spec["repeats"]):
             modes = ["floor", "demi"]
             if round_no < spec["stop_repeats"]:

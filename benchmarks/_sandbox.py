@@ -72,7 +72,9 @@ for top, names in md.packages_distributions().items():
         for dist_name in names:
             dist = md.distribution(dist_name)
             where = getattr(dist, "_path", None)
-            if where is not None and dist_name.lower() != "demi":
+            # demi itself (demi-conductor since the rename) comes from the source tree.
+            own = dist_name.lower().replace("_", "-") in {"demi", "demi-conductor"}
+            if where is not None and not own:
                 dists[dist_name] = str(where)
 print(json.dumps({"modules": places, "dists": dists}))
 """

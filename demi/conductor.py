@@ -164,8 +164,10 @@ class Conductor(AsyncContextManagerMixin):
         failures: dict[str, str] = {}
 
         async def start_one(name: str, spec: PlatformSettings) -> None:
-            error = await self._start_instance(name, spec)
-            if error is not None:
+            error = await self._load(self._route_for(name, spec))
+            if error is None:
+                self._started.setdefault(name, None)
+            else:
                 failures[name] = error
 
         # Routes first, in configuration order: the tasks below start in any order
@@ -182,14 +184,6 @@ class Conductor(AsyncContextManagerMixin):
         if route is None:
             route = self._routes[name] = Route.to(name, spec, name)
         return route
-
-    async def _start_instance(self, name: str, spec: PlatformSettings) -> str | None:
-        """Start one instance under its route; return why it failed, if it did."""
-        route = self._route_for(name, spec)
-        error = await self._load(route)
-        if error is None:
-            self._started.setdefault(name, None)
-        return error
 
     async def _load(self, route: Route) -> str | None:
         """Load the route's driver under its manager key, with a fresh handle on the

@@ -1146,3 +1146,77 @@ def test_a_load_cancelled_during_import_is_left_failed_not_loading(
         "reason": "cancelled during import",
         "after": "active",
     }
+
+
+# -- perf: the cheap paths keep their contracts --------------------------------
+
+
+async def test_a_turn_handed_to_a_cancelled_waiter_passes_on_to_the_next() -> None:
+    """Loads and unloads of one name take turns; a waiter cancelled just as the turn
+    reaches it passes it on, so the next waiter is not locked out for good."""
+    from demi.plugins._turns import Turns
+
+    turns = Turns()
+    assert turns.take_nowait("a")
+    assert not turns.take_nowait("a")
+    order: list[str] = []
+
+    async def waiter(tag: str) -> None:
+        await turns.take("a")
+        try:
+            order.append(tag)
+            await anyio.lowlevel.checkpoint()
+        finally:
+            turns.give_back("a")
+
+    with anyio.fail_after(GUARD):
+        async with anyio.create_task_group() as group:
+            first = anyio.CancelScope()
+
+            async def first_waiter() -> None:
+                with first:
+                    await waiter("first")
+
+            group.start_soon(first_waiter)
+            await anyio.wait_all_tasks_blocked()
+            group.start_soon(waiter, "second")
+            await anyio.wait_all_tasks_blocked()
+            # The first waiter is cancelled, and handed the turn before it can
+            # run: it must pass the turn on.
+            first.cancel()
+            turns.give_back("a")
+    assert order[-1:] == ["second"]
+    assert len(turns) == 0
+
+
+async def test_a_broken_listener_does_not_silence_the_others(
+    settings: DemiSettings, good: type[Scripted]
+) -> None:
+    """Each subscriber is told on its own: one that raises is logged, and the ones
+    after it still hear every transition."""
+    seen: list[str] = []
+
+    def broken(change: Transition) -> None:
+        raise RuntimeError("listener bug")
+
+    manager = manager_of(settings, a=good)
+    manager.subscribe(broken)
+    manager.subscribe(lambda change: seen.append(change.target.value))
+    await manager.load_plugin("a")
+    assert seen == ["loading", "active"]
+    assert manager.state_of("a") is PluginState.ACTIVE
+
+
+def test_time_in_states_is_kept_without_listeners() -> None:
+    """A lifecycle nobody listens to still counts the time spent in each state."""
+    lifecycle = Lifecycle("x")
+    lifecycle.move_to(PluginState.LOADING)
+    lifecycle.move_to(PluginState.ACTIVE)
+    spent = lifecycle.time_in_states()
+    assert set(spent) == {
+        PluginState.DISCOVERED,
+        PluginState.LOADING,
+        PluginState.ACTIVE,
+    }
+    assert all(seconds >= 0 for seconds in spent.values())
+    assert lifecycle.state_value() == "active"

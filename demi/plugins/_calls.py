@@ -14,6 +14,7 @@ import functools
 import inspect
 import threading
 import time
+import types
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -99,98 +100,75 @@ def describe(err: BaseException) -> str:
 # -- whose time is it ---------------------------------------------------------
 
 
-class _Deadline:
-    """A deadline in force for one platform, so that time another platform steals
-    from the event loop can be given back to it."""
-
-    __slots__ = ("owner", "scope")
-
-    def __init__(self, owner: str, scope: anyio.CancelScope) -> None:
-        self.owner = owner
-        self.scope = scope
-
-
-_DEADLINES: set[_Deadline] = set()
+#: The deadlines in force, each with the platform it belongs to.
+_DEADLINES: dict[anyio.CancelScope, str] = {}
 
 
 def charge_elsewhere(owner: str, seconds: float) -> None:
     """``owner`` held the event loop for ``seconds``: move every other platform's
     deadline on by as much, so that nobody else is timed out for it."""
-    for deadline in _DEADLINES:
-        if deadline.owner != owner:
-            deadline.scope.deadline += seconds
+    for scope, whose in _DEADLINES.items():
+        if whose != owner:
+            scope.deadline += seconds
 
 
 class deadline_guard:
     """Register ``scope`` as ``owner``'s deadline while the block runs (for a bound
     set outside :func:`call`, such as the import of a plugin)."""
 
-    __slots__ = ("_entry",)
+    __slots__ = ("_owner", "_scope")
 
     def __init__(self, owner: str, scope: anyio.CancelScope) -> None:
-        self._entry = _Deadline(owner, scope)
+        self._owner = owner
+        self._scope = scope
 
     def __enter__(self) -> None:
-        _DEADLINES.add(self._entry)
+        _DEADLINES[self._scope] = self._owner
 
     def __exit__(self, *exc_info: object) -> None:
-        _DEADLINES.discard(self._entry)
+        _DEADLINES.pop(self._scope, None)
 
 
-class _Watched:
-    """Awaits a plugin's coroutine one step at a time and times each step: a step
-    is plugin code holding the event loop, so a long one is named and its time
-    given back to every other platform's deadline."""
+@types.coroutine
+def _watched(
+    coro: Coroutine[Any, Any, Any], owner: str, method: str, threshold: float
+) -> Generator[Any, Any, Any]:
+    """Await a plugin's coroutine one step at a time and time each step: a step is
+    plugin code holding the event loop, so a long one is named and its time given
+    back to every other platform's deadline."""
+    value: Any = None
+    error: BaseException | None = None
+    perf = time.perf_counter
+    while True:
+        began = perf()
+        try:
+            step = coro.send(value) if error is None else coro.throw(error)
+        except StopIteration as done:
+            if (held := perf() - began) > threshold:
+                _blocked(held, owner, method)
+            return done.value
+        except BaseException:
+            if (held := perf() - began) > threshold:
+                _blocked(held, owner, method)
+            raise
+        if (held := perf() - began) > threshold:
+            _blocked(held, owner, method)
+        try:
+            value, error = (yield step), None
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as thrown:  # cancellation, delivered to the plugin
+            value, error = None, thrown
 
-    __slots__ = ("_coro", "_method", "_owner", "_threshold")
 
-    def __init__(
-        self,
-        coro: Coroutine[Any, Any, Any],
-        owner: str,
-        method: str,
-        threshold: float,
-    ) -> None:
-        self._coro = coro
-        self._owner = owner
-        self._method = method
-        self._threshold = threshold
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro = self._coro
-        value: Any = None
-        error: BaseException | None = None
-        perf = time.perf_counter
-        while True:
-            began = perf()
-            try:
-                if error is None:
-                    step = coro.send(value)
-                else:
-                    step = coro.throw(error)
-            except StopIteration as done:
-                self._timed(perf() - began)
-                return done.value
-            except BaseException:
-                self._timed(perf() - began)
-                raise
-            self._timed(perf() - began)
-            try:
-                value, error = (yield step), None
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as thrown:  # cancellation, delivered to the plugin
-                value, error = None, thrown
-
-    def _timed(self, seconds: float) -> None:
-        if seconds > self._threshold:
-            LOG.warning(
-                "platform %s blocked the event loop for %.2fs in %s "
-                "(use SyncPlatform or a worker thread for blocking calls)",
-                self._owner, seconds, self._method,
-            )  # fmt: skip
-            charge_elsewhere(self._owner, seconds)
+def _blocked(seconds: float, owner: str, method: str) -> None:
+    LOG.warning(
+        "platform %s blocked the event loop for %.2fs in %s "
+        "(use SyncPlatform or a worker thread for blocking calls)",
+        owner, seconds, method,
+    )  # fmt: skip
+    charge_elsewhere(owner, seconds)
 
 
 # -- threads ------------------------------------------------------------------
@@ -216,6 +194,23 @@ class ThreadBudget:
     def running(self) -> int:
         """Threads of this platform still running, abandoned ones included."""
         return self._running
+
+    async def run(self, func: Callable[[], Any]) -> Any:
+        """Run ``func`` in a worker thread of this budget, waiting for one of its
+        ``limit`` tokens; a cancelled call abandons its thread and gives the token
+        back at once.
+
+        The thread itself gets a limiter of its own: trio keeps a thread's token
+        until the thread returns, even once its call was abandoned, so threads
+        that never return would hold a shared limiter (anyio's default one
+        included) for good and starve every later call.
+        """
+        async with self.limiter:
+            return await anyio.to_thread.run_sync(
+                self.wrap(func),
+                abandon_on_cancel=True,
+                limiter=anyio.CapacityLimiter(1),
+            )
 
     def wrap(self, func: Callable[[], Any]) -> Callable[[], Any]:
         """``func``, counted against the budget while it runs in its thread.
@@ -249,6 +244,7 @@ async def call(
     method: str,
     *args: Any,
     timeout: float,
+    deadline: float | None = None,
     owner: str | None = None,
     threads: ThreadBudget | None = None,
     scope: anyio.CancelScope | None = None,
@@ -260,9 +256,12 @@ async def call(
     ``threads`` and abandoned if it outlives the timeout, so a stuck platform never
     holds up the event loop. Cancellation from outside propagates unchanged.
 
+    :param deadline: when the call must have finished, on the event loop's clock
+        (``timeout`` seconds from now when ``None``), for a bound that began
+        before the call; ``timeout`` is then only what a TimeoutError says.
     :param owner: the platform's name in logs and in the loop's time accounting.
     :param scope: a cancel scope of the caller's to run the call in (shielded, or
-        kept to cancel it from elsewhere); its deadline is set from ``timeout``.
+        kept to cancel it from elsewhere); its deadline is set here.
         One scope per call: plugin calls are demi's hot path.
     :raises TimeoutError: the call did not finish in time, or finished only after
         its deadline (having held the loop, or swallowed the cancellation).
@@ -270,25 +269,31 @@ async def call(
     :raises Exception: whatever else the plugin raised.
     """
     name = owner or platform.name
+    if deadline is None:
+        deadline = anyio.current_time() + timeout
     if scope is None:
-        scope = anyio.CancelScope()
-    scope.deadline = anyio.current_time() + timeout
-    entry = _Deadline(name, scope)
-    _DEADLINES.add(entry)
+        scope = anyio.CancelScope(deadline=deadline)
+    else:
+        scope.deadline = deadline
+    _DEADLINES[scope] = name
     try:
         with scope:
             try:
                 bound = getattr(platform, method)
                 if inspect.iscoroutinefunction(bound):
-                    result = await _Watched(bound(*args), name, method, block_threshold)
+                    coro = bound(*args)
+                    # Not held across the await: with a thousand calls in flight,
+                    # every object per call makes the garbage collector run sooner.
+                    del bound
+                    result = await _watched(coro, name, method, block_threshold)
                 else:
                     work: Callable[[], Any] = functools.partial(bound, *args)
-                    limiter = None
                     if threads is not None:
-                        work, limiter = threads.wrap(work), threads.limiter
-                    result = await anyio.to_thread.run_sync(
-                        work, abandon_on_cancel=True, limiter=limiter
-                    )
+                        result = await threads.run(work)
+                    else:
+                        result = await anyio.to_thread.run_sync(
+                            work, abandon_on_cancel=True
+                        )
             except anyio.get_cancelled_exc_class():
                 raise
             except Exception:
@@ -296,7 +301,7 @@ async def call(
             except BaseException as err:
                 raise PluginRaised(err) from err
     finally:
-        _DEADLINES.discard(entry)
+        _DEADLINES.pop(scope, None)
     if scope.cancel_called or anyio.current_time() > scope.deadline:
         raise TimeoutError(f"{method} did not finish within {timeout:g}s")
     return result
@@ -317,7 +322,7 @@ async def run_watched(
     """
     inbox, task_status = args
     try:
-        await _Watched(
+        await _watched(
             platform.run(inbox, task_status=task_status), owner, "run", block_threshold
         )
     except anyio.get_cancelled_exc_class():

@@ -4,7 +4,8 @@ when it goes wrong, whatever it raises."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import anyio
 import sniffio
@@ -27,11 +28,12 @@ from .base import PluginState
 
 __all__ = ["start"]
 
-Resolver = Callable[[str], Awaitable[type[BasePlatform]]]
+Resolver = Callable[[Slot], Awaitable[type[BasePlatform]]]
 
 
 async def start(
     slot: Slot,
+    config: Mapping[str, Any],
     known: type[BasePlatform] | None,
     resolve: Resolver,
     settings: DemiSettings,
@@ -40,26 +42,28 @@ async def start(
     """Bring ``slot`` from its current state to ``active``, or to ``failed`` with
     the reason; return the platform.
 
+    :param config: the instance's configuration as given (prepared afresh here).
     :param known: the driver's class when it is already imported.
-    :param resolve: imports the driver's class (it runs under the init timeout).
+    :param resolve: imports the class of the slot's driver (it runs under the init
+        timeout).
     :param tasks: where a listening platform's ``run`` goes (the manager's tasks).
     :raises PluginNotFoundError: no plugin of that name exists.
     :raises PluginLoadError: any step failed; the slot is ``failed`` with the reason.
     """
     slot.lifecycle.move_to(PluginState.LOADING)
-    began = anyio.current_time()
-    plugin_cls = known or await _import(slot, resolve, settings)
+    # One bound for the whole start: import, configuration and initialize.
+    deadline = anyio.current_time() + settings.init_timeout
+    plugin_cls = known or await _import(slot, resolve, settings, deadline)
     backends = plugin_cls.supported_backends
-    if (
-        backends is not None
-        and (here := sniffio.current_async_library()) not in backends
-    ):
-        needs = " or ".join(backends)
-        raise _fail(slot, f"it runs only on {needs}, and demi runs on {here}")
+    if backends is not None:
+        here = sniffio.current_async_library()
+        if here not in backends:
+            needs = " or ".join(backends)
+            raise _fail(slot, f"it runs only on {needs}, and demi runs on {here}")
     platform = _construct(slot, plugin_cls)
     try:
         options = prepare_config(
-            plugin_cls.config_model, slot.config, instance=slot.label, settings=settings
+            plugin_cls.config_model, config, instance=slot.label, settings=settings
         )
     except PluginLoadError as err:  # its config_model broke: the plugin's failure
         slot.platform = None
@@ -67,15 +71,11 @@ async def start(
         raise
     except DemiError as err:  # the configuration given is wrong
         raise _fail(slot, str(err)) from None
-    remaining = max(settings.init_timeout - (anyio.current_time() - began), 0.001)
-    shutdown_bounds = {
-        "timeout": settings.shutdown_timeout,
-        "block_threshold": settings.loop_block_threshold,
-    }
     try:
         ready = await call(
-            platform, "initialize", options, timeout=remaining, owner=slot.label,
-            threads=slot.threads, block_threshold=settings.loop_block_threshold,
+            platform, "initialize", options, timeout=settings.init_timeout,
+            deadline=deadline, owner=slot.label, threads=slot.threads,
+            block_threshold=settings.loop_block_threshold,
         )  # fmt: skip
     except TimeoutError:
         reason = f"initialize did not finish within {settings.init_timeout:g}s"
@@ -84,26 +84,23 @@ async def start(
         reason = f"initialize raised {describe(err)}"
     except BaseException:
         # Cancelled from outside: leave no half-started plugin behind.
-        with anyio.CancelScope(shield=True):
-            await abandon(slot, "cancelled during initialize", **shutdown_bounds)
+        await _abandon(slot, "cancelled during initialize", settings)
         raise
     else:
         if ready is not True:
             reason = f"initialize returned {safe_repr(ready)}, not True"
         else:
             try:
-                failed = await _connect(slot, platform, tasks, settings, began)
+                failed = await _connect(slot, platform, tasks, settings, deadline)
             except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await abandon(slot, "cancelled while connecting", **shutdown_bounds)
+                await _abandon(slot, "cancelled while connecting", settings)
                 raise
             if failed is None:
                 if slot.lifecycle.state is PluginState.LOADING:  # else run's readiness
                     slot.lifecycle.move_to(PluginState.ACTIVE)
                 return platform
             reason = failed
-    with anyio.CancelScope(shield=True):
-        await abandon(slot, reason, **shutdown_bounds)
+    await _abandon(slot, reason, settings)
     raise PluginLoadError(
         slot.label, f"plugin {slot.label!r} failed to start: {reason}"
     )
@@ -114,10 +111,10 @@ async def _connect(
     platform: BasePlatform,
     tasks: TaskGroup | None,
     settings: DemiSettings,
-    began: float,
+    deadline: float,
 ) -> str | None:
-    """Start a listening platform's ``run`` and wait for its readiness within what
-    is left of the init timeout; return why it did not get ready, if it did not."""
+    """Start a listening platform's ``run`` and wait for its readiness by the start's
+    deadline; return why it did not get ready, if it did not."""
     if not listens(platform):
         return None
     if tasks is None or slot.inbox is None:
@@ -125,9 +122,8 @@ async def _connect(
             "it listens (it defines run), so it needs an inbox and a running manager "
             "(async with PluginManager(), or a Conductor)"
         )
-    remaining = max(settings.init_timeout - (anyio.current_time() - began), 0.001)
     try:
-        with anyio.fail_after(remaining):
+        with anyio.fail_at(deadline):
             await connect(
                 slot, platform, slot.inbox, tasks,
                 shutdown_timeout=settings.shutdown_timeout,
@@ -143,13 +139,21 @@ async def _connect(
     return None
 
 
+async def _abandon(slot: Slot, reason: str, settings: DemiSettings) -> None:
+    with anyio.CancelScope(shield=True):
+        await abandon(
+            slot, reason, timeout=settings.shutdown_timeout,
+            block_threshold=settings.loop_block_threshold,
+        )  # fmt: skip
+
+
 async def _import(
-    slot: Slot, resolve: Resolver, settings: DemiSettings
+    slot: Slot, resolve: Resolver, settings: DemiSettings, deadline: float
 ) -> type[BasePlatform]:
     try:
-        with anyio.fail_after(settings.init_timeout) as scope:
+        with anyio.fail_at(deadline) as scope:
             with deadline_guard(slot.label, scope):
-                return await resolve(slot.driver)
+                return await resolve(slot)
     except PluginNotFoundError:
         raise
     except TimeoutError:
@@ -171,10 +175,9 @@ def _construct(slot: Slot, plugin_cls: type[BasePlatform]) -> BasePlatform:
         raise _fail(
             slot, f"constructing {plugin_cls.__qualname__} raised {describe(err)}"
         ) from None
-    lifecycle = slot.lifecycle
     try:
         platform._demi_name = slot.label
-        platform._demi_state = lambda: lifecycle.state.value
+        platform._demi_state = slot.lifecycle.state_value
     except BaseException as err:
         raise _fail(slot, f"cannot be managed: {describe(err)}") from None
     slot.platform = platform

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -30,8 +29,6 @@ class Slot:
     label: str
     driver: str
     lifecycle: Lifecycle
-    #: The configuration as given, a private copy.
-    config: Mapping[str, Any]
     platform: BasePlatform | None = None
     #: The latest health verdict on this platform object (reset when it is replaced).
     health: PluginHealth | None = None

@@ -11,6 +11,7 @@ from ..core.logger import get_logger
 from ..platforms.base import BasePlatform
 from ._calls import ThreadBudget, call, describe
 from ._slots import Slot
+from ._turns import Turns
 from .base import PluginState
 
 __all__ = ["abandon", "disconnect", "finish", "shutdown", "take_out"]
@@ -85,29 +86,40 @@ async def finish(
     platform: BasePlatform | None,
     timeout: float,
     settings: DemiSettings,
+    turns: Turns,
 ) -> bool:
-    """Shut down what :func:`take_out` took out and record how it ended; return
-    whether there was anything to shut down."""
-    if platform is None or slot.stopping is None:
-        if slot.releasing is not None:  # a lost connection's platform, shutting down
-            await slot.releasing.wait()
-        return False
-    with anyio.CancelScope(shield=True):  # disconnect bounds itself
-        unheard = await disconnect(slot, timeout)
-    error = await shutdown(
-        slot.label, platform, slot.threads, timeout=timeout,
-        block_threshold=settings.loop_block_threshold, scope=slot.stopping,
-    )  # fmt: skip
-    if slot.stopping.cancel_called and slot.abandoned:
-        error = "shutdown abandoned before it finished"
-    error = error or unheard
-    slot.stopping, slot.abandoned = None, False
-    slot.platform = None
-    if error is None:
-        slot.lifecycle.move_to(PluginState.STOPPED)
-    else:
-        slot.lifecycle.move_to(PluginState.FAILED, error)
-    return True
+    """Shut down what :func:`take_out` took out, record how it ended, and give the
+    slot's turn back to ``turns``; return whether there was anything to shut down.
+
+    A listening platform's ``run`` is cancelled first (bounded by ``timeout``). The
+    turn is given back here rather than by a wrapper: with a thousand shutdowns in
+    flight, every coroutine frame per shutdown counts.
+    """
+    try:
+        if platform is None or slot.stopping is None:
+            if slot.releasing is not None:  # a lost connection's platform stopping
+                await slot.releasing.wait()
+            return False
+        unheard = None
+        if slot.connection is not None:
+            with anyio.CancelScope(shield=True):  # disconnect bounds itself
+                unheard = await disconnect(slot, timeout)
+        error = await shutdown(
+            slot.label, platform, slot.threads, timeout=timeout,
+            block_threshold=settings.loop_block_threshold, scope=slot.stopping,
+        )  # fmt: skip
+        if slot.stopping.cancel_called and slot.abandoned:
+            error = "shutdown abandoned before it finished"
+        error = error or unheard
+        slot.stopping, slot.abandoned = None, False
+        slot.platform = None
+        if error is None:
+            slot.lifecycle.move_to(PluginState.STOPPED)
+        else:
+            slot.lifecycle.move_to(PluginState.FAILED, error)
+        return True
+    finally:
+        turns.give_back(slot.name)
 
 
 async def disconnect(slot: Slot, timeout: float) -> str | None:

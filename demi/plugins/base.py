@@ -8,8 +8,9 @@ logs it once and tells whoever listens (metrics, supervision).
 from __future__ import annotations
 
 import enum
+import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..core.logger import get_logger
@@ -77,7 +78,9 @@ class Lifecycle:
     """The lifecycle state of one plugin instance, and the only code that changes it.
 
     :param name: the instance name, used in logs and errors.
-    :param listeners: called with every :class:`Transition`, after it happened.
+    :param listeners: called with every :class:`Transition`, after it happened. The
+        sequence is read at each transition, so a list the owner appends to later
+        (the manager's subscribers) is heard; with none, no Transition is built.
     """
 
     __slots__ = ("_entered", "_listeners", "_state", "_totals", "error", "name")
@@ -87,7 +90,7 @@ class Lifecycle:
         name: str,
         *,
         state: PluginState = PluginState.DISCOVERED,
-        listeners: tuple[TransitionListener, ...] = (),
+        listeners: Sequence[TransitionListener] = (),
     ) -> None:
         self.name = name
         self._state = state
@@ -95,7 +98,9 @@ class Lifecycle:
         self.error: str | None = None
         self._listeners = listeners
         self._entered = time.monotonic()
-        self._totals: dict[PluginState, float] = {}
+        # Seconds by state value: strings and floats only, so the garbage collector
+        # does not track it (every platform keeps one).
+        self._totals: dict[str, float] = {}
 
     @property
     def state(self) -> PluginState:
@@ -115,31 +120,44 @@ class Lifecycle:
                 f"to {target.value!r}",
             )
         now = time.monotonic()
-        self._totals[source] = self._totals.get(source, 0.0) + now - self._entered
+        totals, key = self._totals, source.value
+        totals[key] = totals.get(key, 0.0) + now - self._entered
         self._entered = now
         self._state = target
         if target is PluginState.FAILED:
             self.error = reason or "unknown reason"
         elif target is PluginState.ACTIVE:
             self.error = None
-        log = LOG.warning if target is PluginState.FAILED else LOG.info
-        log(
-            "plugin %s: %s -> %s%s",
-            self.name,
-            source.value,
-            target.value,
-            f" ({reason})" if reason else "",
-        )
-        change = Transition(self.name, source, target, reason, time.time())
-        for listener in self._listeners:
+        # Every load and unload passes here twice: build the record only when it
+        # is wanted.
+        level = logging.WARNING if target is PluginState.FAILED else logging.INFO
+        if LOG.isEnabledFor(level):
+            LOG.log(
+                level,
+                "plugin %s: %s -> %s%s",
+                self.name,
+                source.value,
+                target.value,
+                f" ({reason})" if reason else "",
+            )
+        if self._listeners:
+            self._tell(Transition(self.name, source, target, reason, time.time()))
+
+    def _tell(self, change: Transition) -> None:
+        # A copy: a listener may unsubscribe itself (or another) while it is told.
+        for listener in tuple(self._listeners):
             try:
                 listener(change)
             except Exception:  # a broken listener must not break the lifecycle
                 LOG.exception("transition listener failed for %s", self.name)
 
+    def state_value(self) -> str:
+        """The current state's value (what a managed platform reports as its state)."""
+        return self._state.value
+
     def time_in_states(self) -> dict[PluginState, float]:
         """Seconds spent in each state so far, the current one included."""
-        totals = dict(self._totals)
+        totals = {PluginState(value): spent for value, spent in self._totals.items()}
         totals[self._state] = (
             totals.get(self._state, 0.0) + time.monotonic() - self._entered
         )

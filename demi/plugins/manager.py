@@ -10,7 +10,7 @@ conductor and the supervisor above it.
 
 from __future__ import annotations
 
-import copy
+import functools
 from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -26,12 +26,12 @@ from ..platforms.inbound import Inbox, WebhookRequest
 from . import _catalog, _health, _loading, _stopping
 from ._calls import ThreadBudget, call
 from ._slots import Slot, describe
+from ._turns import Turns
 from .base import (
     ALLOWED_TRANSITIONS,
     Lifecycle,
     PluginMetadata,
     PluginState,
-    Transition,
     TransitionListener,
 )
 
@@ -66,7 +66,7 @@ class PluginManager:
         self.settings = settings if settings is not None else load_settings()
         self._catalog = _catalog.Catalog(namespace or self.settings.namespace)
         self._slots: dict[str, Slot] = {}
-        self._locks: dict[str, anyio.Semaphore] = {}
+        self._turns = Turns()
         self._budgets: dict[str, ThreadBudget] = {}
         self._listeners: list[TransitionListener] = []
         # Where listening platforms' run tasks live, while the manager is entered.
@@ -191,10 +191,6 @@ class PluginManager:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    def _notify(self, change: Transition) -> None:
-        for listener in list(self._listeners):
-            listener(change)
-
     # -- loading --------------------------------------------------------------
 
     async def load_plugin(
@@ -228,7 +224,8 @@ class PluginManager:
             is left ``failed`` with the reason.
         """
         key = instance or name
-        async with self._lock(key):
+        await self._turns.take(key)
+        try:
             slot = self._slots.get(key)
             if slot is not None and slot.driver == name:
                 if slot.lifecycle.state is PluginState.ACTIVE:
@@ -240,51 +237,36 @@ class PluginManager:
                 )
             if slot is None or slot.driver != name:
                 shown = label or key
-                lifecycle = Lifecycle(shown, listeners=(self._notify,))
-                slot = Slot(key, shown, name, lifecycle, {})
+                lifecycle = Lifecycle(shown, listeners=self._listeners)
+                slot = Slot(key, shown, name, lifecycle)
                 self._slots[key] = slot
-            slot.config = copy.deepcopy(dict(config or {}))
             slot.inbox, slot.connection, slot.fatal = inbox, None, False
             known = self._catalog.classes.get(name)
             if known is not None and getattr(known, "blocking", False):
                 slot.threads = self._budget(slot.label)
             try:
-                platform = await _loading.start(
-                    slot, known, self._resolve_for(slot), self.settings, self._tasks
-                )
+                return await _loading.start(
+                    slot, config or {}, known, self._resolve, self.settings,
+                    self._tasks,
+                )  # fmt: skip
             except PluginNotFoundError:
                 self._slots.pop(key, None)
                 raise
-            return platform
+        finally:
+            self._turns.give_back(key)
 
-    def _resolve_for(
-        self, slot: Slot
-    ) -> Callable[[str], Coroutine[Any, Any, type[BasePlatform]]]:
-        async def resolve(driver: str) -> type[BasePlatform]:
-            plugin = await self.resolve_driver(driver)
-            if getattr(plugin, "blocking", False):
-                slot.threads = self._budget(slot.label)
-            return plugin
-
-        return resolve
+    async def _resolve(self, slot: Slot) -> type[BasePlatform]:
+        """The class of ``slot``'s driver, imported; a blocking one gets its threads."""
+        plugin = await self.resolve_driver(slot.driver)
+        if getattr(plugin, "blocking", False):
+            slot.threads = self._budget(slot.label)
+        return plugin
 
     def _budget(self, label: str) -> ThreadBudget:
         budget = self._budgets.get(label)
         if budget is None:
             budget = self._budgets[label] = ThreadBudget(_THREADS_PER_PLATFORM)
         return budget
-
-    def _lock(self, key: str) -> anyio.Semaphore:
-        """The lock serializing loads and unloads of one instance name.
-
-        A semaphore of one rather than a Lock: :meth:`begin_unload` takes it in the
-        caller's task and the shutdown task gives it back. ``fast_acquire``: taking a
-        free one does not yield, which would cost a loop turn per load and unload.
-        """
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = anyio.Semaphore(1, fast_acquire=True)
-        return lock
 
     def forget(self, name: str) -> None:
         """Drop everything kept about the instance ``name`` once it is stopped or
@@ -293,11 +275,9 @@ class PluginManager:
         slot = self._slots.get(name)
         if slot is None or slot.lifecycle.state in _IN_USE:
             return
-        lock = self._locks.get(name)
-        if lock is not None and lock.value == 0:
+        if self._turns.held(name):
             return
         del self._slots[name]
-        self._locks.pop(name, None)
 
     # -- health ---------------------------------------------------------------
 
@@ -398,7 +378,11 @@ class PluginManager:
         :returns: ``True`` if an active instance was shut down; ``False`` if nothing
             was active under that name (a failed instance is forgotten).
         """
-        return await self.begin_unload(name, timeout=timeout)()
+        finish = self.begin_unload(name, timeout=timeout)
+        # Nothing to do (every instance, in unload_all after a stop): no coroutine.
+        if finish is _returns_false:
+            return False
+        return await finish()
 
     def begin_unload(
         self, name: str, *, timeout: float | None = None
@@ -415,30 +399,24 @@ class PluginManager:
         slot = self._slots.get(name)
         if slot is None:
             return _returns_false
-        lock = self._lock(name)
-        try:
-            lock.acquire_nowait()
-        except anyio.WouldBlock:
-
-            async def in_turn() -> bool:
-                async with lock:
-                    return await _stopping.finish(
-                        slot, _stopping.take_out(slot, self._slots),
-                        self._shutdown_timeout(timeout), self.settings,
-                    )  # fmt: skip
-
-            return in_turn
+        if not self._turns.take_nowait(name):
+            return functools.partial(self._unload_in_turn, slot, timeout)
         platform = _stopping.take_out(slot, self._slots)
+        if platform is None:  # nothing to shut down: done now
+            self._turns.give_back(name)
+            return _returns_false
+        return functools.partial(
+            _stopping.finish, slot, platform, self._shutdown_timeout(timeout),
+            self.settings, self._turns,
+        )  # fmt: skip
 
-        async def finish() -> bool:
-            try:
-                return await _stopping.finish(
-                    slot, platform, self._shutdown_timeout(timeout), self.settings
-                )
-            finally:
-                lock.release()
-
-        return finish
+    async def _unload_in_turn(self, slot: Slot, timeout: float | None) -> bool:
+        """:meth:`begin_unload` of an instance whose turn was taken: wait for it."""
+        await self._turns.take(slot.name)
+        return await _stopping.finish(
+            slot, _stopping.take_out(slot, self._slots),
+            self._shutdown_timeout(timeout), self.settings, self._turns,
+        )  # fmt: skip
 
     def _shutdown_timeout(self, timeout: float | None) -> float:
         return self.settings.shutdown_timeout if timeout is None else timeout
