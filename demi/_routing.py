@@ -26,7 +26,9 @@ class Route:
     spec: PlatformSettings
     #: The manager's name for the platform behind this route.
     key: str
-    limiter: anyio.CapacityLimiter
+    #: Bounds the requests served at once; made at the first request (most of a
+    #: large fleet's routes may never see one before they are replaced).
+    _limiter: anyio.CapacityLimiter | None = None
     in_flight: int = 0
     #: The platform's handle on the instance's inbox (inside a session).
     inbox: InboxHandle | None = None
@@ -35,7 +37,21 @@ class Route:
     @classmethod
     def to(cls, instance: str, spec: PlatformSettings, key: str) -> Route:
         """A fresh route for ``instance`` to the platform under ``key``."""
-        return cls(instance, spec, key, anyio.CapacityLimiter(spec.max_concurrency))
+        return cls(instance, spec, key)
+
+    @property
+    def limiter(self) -> anyio.CapacityLimiter:
+        """The limiter of the requests served at once (``spec.max_concurrency``)."""
+        limiter = self._limiter
+        if limiter is None:
+            limiter = self._limiter = anyio.CapacityLimiter(self.spec.max_concurrency)
+        return limiter
+
+    def resize(self, spec: PlatformSettings) -> None:
+        """Take ``spec`` (a reload that changed neither driver nor config)."""
+        self.spec = spec
+        if self._limiter is not None:
+            self._limiter.total_tokens = spec.max_concurrency
 
     def enter(self) -> None:
         self.in_flight += 1

@@ -457,9 +457,7 @@ class Conductor(AsyncContextManagerMixin):
                 result.switched.append(name)
             else:
                 result.unchanged.append(name)
-            route = self._routes[name]
-            route.spec = spec
-            route.limiter.total_tokens = spec.max_concurrency
+            self._routes[name].resize(spec)
         result.failed.update(await self._start_all(to_add))
         result.added.extend(n for n in to_add if n not in result.failed)
         LOG.info(

@@ -54,6 +54,8 @@ def prepare_config(
         than a validation error (the plugin's fault); the original exception is
         its ``__cause__``.
     """
+    if not raw and model is None:
+        return {}  # the common case of a start; nothing to copy or to register
     data = copy.deepcopy(dict(raw))
     register_secrets(data)
     if model is None:

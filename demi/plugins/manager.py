@@ -10,8 +10,7 @@ conductor and the supervisor above it.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -23,14 +22,14 @@ from ..core.config import DemiSettings, load_settings
 from ..exceptions import PluginLoadError, PluginNotFoundError
 from ..platforms.base import BasePlatform, PluginHealth, takes_webhooks
 from ..platforms.inbound import Inbox, WebhookRequest
-from . import _catalog, _health, _loading, _stopping
+from . import _catalog, _health, _loading
 from ._calls import ThreadBudget, call
-from ._slots import Slot, describe
+from ._slots import Slot
 from ._turns import Turns
+from ._unloading import Unloading
+from ._views import ManagerView
 from .base import (
-    ALLOWED_TRANSITIONS,
     Lifecycle,
-    PluginMetadata,
     PluginState,
     TransitionListener,
 )
@@ -41,7 +40,7 @@ __all__ = ["PluginManager"]
 _THREADS_PER_PLATFORM = 8
 
 
-class PluginManager:
+class PluginManager(ManagerView, Unloading):
     """Discovers, loads, checks and unloads platform plugins.
 
     Use it as an async context manager; leaving the block unloads every loaded
@@ -88,108 +87,6 @@ class PluginManager:
         manager = cls(namespace="<classes>", settings=settings)
         manager._catalog = _catalog.Catalog.fixed(classes)
         return manager
-
-    # -- what is known --------------------------------------------------------
-
-    @property
-    def namespace(self) -> str:
-        """The entry-point group this manager discovers platforms in."""
-        return self._catalog.namespace or "<classes>"
-
-    @property
-    def registry(self) -> Mapping[str, type[BasePlatform]]:
-        """The valid platform classes known so far, by entry-point name (read-only).
-
-        Filled by :meth:`discover_and_register`, by :meth:`load_plugin` one name at a
-        time, or by :meth:`from_classes`.
-        """
-        return self._catalog.classes
-
-    async def discover_and_register(self) -> dict[str, type[BasePlatform]]:
-        """Scan the namespace (in a worker thread: imports block) and register every
-        valid plugin; failures are recorded for :meth:`list_plugins`.
-
-        A manager built by :meth:`from_classes` has nothing to scan.
-        """
-        return await self._catalog.scan()
-
-    def refresh(self) -> None:
-        """Forget cached entry points and the last scan, so that plugins installed (or
-        removed) since then are seen by the next load or scan. Loaded classes stay."""
-        self._catalog.refresh(slot.driver for slot in self._slots.values())
-
-    def known_names(self) -> list[str]:
-        """Names of every plugin that could be loaded, without importing any of them."""
-        return self._catalog.names()
-
-    async def resolve_driver(self, driver: str) -> type[BasePlatform]:
-        """The class behind the entry point ``driver``, imported (in a worker thread,
-        only that plugin's module) if it is not known yet.
-
-        :raises PluginNotFoundError: no plugin of that name exists.
-        :raises PluginLoadError: it is known to be broken, or its import failed.
-        """
-        return await self._catalog.resolve(driver)
-
-    def list_plugins(self) -> list[PluginMetadata]:
-        """Every plugin known to this manager, failures included, sorted by name.
-
-        Each entry point of the last scan shows the state of the instance loaded
-        under its own name, else ``discovered`` (or ``failed`` with the reason when
-        it is broken). Instances loaded under another name follow.
-        """
-        found = self._catalog.entries()
-        for slot in self._slots.values():
-            found[slot.name] = describe(slot, self._catalog)
-        return [found[name] for name in sorted(found)]
-
-    def metadata(self, name: str) -> PluginMetadata | None:
-        """A snapshot of the instance loaded under ``name`` (its state, reason, latest
-        health and time in each state), or ``None`` if there is none."""
-        slot = self._slots.get(name)
-        return describe(slot, self._catalog) if slot else None
-
-    def state_of(self, name: str) -> PluginState | None:
-        """The lifecycle state of the instance ``name``, or ``None`` if never loaded."""
-        slot = self._slots.get(name)
-        return slot.lifecycle.state if slot else None
-
-    def get_plugin(self, name: str) -> BasePlatform:
-        """The active instance loaded under ``name``.
-
-        :raises PluginNotFoundError: nothing is active under that name; the message
-            says what state it is in instead, or which names are active.
-        """
-        slot = self._slots.get(name)
-        if slot is not None and slot.platform is not None:
-            if slot.lifecycle.state is PluginState.ACTIVE:
-                return slot.platform
-        if slot is not None:
-            why = f": {slot.lifecycle.error}" if slot.lifecycle.error else ""
-            raise PluginNotFoundError(
-                name,
-                f"plugin {slot.label!r} is not active ({slot.lifecycle.state.value}{why})",
-            )
-        active = ", ".join(sorted(self.active_names())) or "none"
-        raise PluginNotFoundError(
-            name, f"plugin {name!r} is not loaded; active: {active}"
-        )
-
-    def active_names(self) -> list[str]:
-        """Names of the active instances, in load order."""
-        return [
-            name
-            for name, slot in self._slots.items()
-            if slot.lifecycle.state is PluginState.ACTIVE
-        ]
-
-    def subscribe(self, listener: TransitionListener) -> Callable[[], None]:
-        """Call ``listener`` with every state transition of every instance.
-
-        :returns: a function that unsubscribes it.
-        """
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
 
     # -- loading --------------------------------------------------------------
 
@@ -366,100 +263,6 @@ class PluginManager:
             block_threshold=self.settings.loop_block_threshold,
         )  # fmt: skip
 
-    # -- unloading ------------------------------------------------------------
-
-    async def unload_plugin(self, name: str, *, timeout: float | None = None) -> bool:
-        """Shut down the instance ``name`` (shielded, bounded by the shutdown timeout,
-        or by ``timeout`` when given).
-
-        A shutdown that raises or hangs is recorded (the instance ends ``failed``
-        with the reason) and never raised.
-
-        :returns: ``True`` if an active instance was shut down; ``False`` if nothing
-            was active under that name (a failed instance is forgotten).
-        """
-        finish = self.begin_unload(name, timeout=timeout)
-        # Nothing to do (every instance, in unload_all after a stop): no coroutine.
-        if finish is _returns_false:
-            return False
-        return await finish()
-
-    def begin_unload(
-        self, name: str, *, timeout: float | None = None
-    ) -> Callable[[], Coroutine[Any, Any, bool]]:
-        """Take the instance ``name`` out of service now, without yielding, and
-        return the coroutine function that shuts it down: :meth:`unload_plugin` in
-        two steps, so a caller can stop many instances in a chosen order and let
-        their shutdowns overlap (one loop turn per instance would dominate).
-
-        The returned function must be awaited: until it has run, the instance stays
-        ``stopping`` and locked. When a load or unload of that instance is under way,
-        nothing happens now and the returned function waits its turn.
-        """
-        slot = self._slots.get(name)
-        if slot is None:
-            return _returns_false
-        if not self._turns.take_nowait(name):
-            return functools.partial(self._unload_in_turn, slot, timeout)
-        platform = _stopping.take_out(slot, self._slots)
-        if platform is None:  # nothing to shut down: done now
-            self._turns.give_back(name)
-            return _returns_false
-        return functools.partial(
-            _stopping.finish, slot, platform, self._shutdown_timeout(timeout),
-            self.settings, self._turns,
-        )  # fmt: skip
-
-    async def _unload_in_turn(self, slot: Slot, timeout: float | None) -> bool:
-        """:meth:`begin_unload` of an instance whose turn was taken: wait for it."""
-        await self._turns.take(slot.name)
-        return await _stopping.finish(
-            slot, _stopping.take_out(slot, self._slots),
-            self._shutdown_timeout(timeout), self.settings, self._turns,
-        )  # fmt: skip
-
-    def _shutdown_timeout(self, timeout: float | None) -> float:
-        return self.settings.shutdown_timeout if timeout is None else timeout
-
-    async def disconnect_all(self, timeout: float) -> None:
-        """End every listening platform's connection (cancel its ``run``) at once,
-        each bounded by ``timeout``; the platforms stay active for requests."""
-        async with anyio.create_task_group() as group:
-            for slot in list(self._slots.values()):
-                if slot.connection is not None and not slot.connection.done.is_set():
-                    group.start_soon(_stopping.disconnect, slot, timeout)
-
-    def abandon_shutdowns(self) -> None:
-        """Cut every :meth:`unload_plugin` in progress short, shield or not (a second
-        signal): each of those instances ends ``failed``."""
-        for slot in list(self._slots.values()):
-            if slot.stopping is not None:
-                slot.abandoned = True
-                slot.stopping.cancel()
-
-    async def fail_plugin(self, name: str, reason: str) -> None:
-        """Give up on the instance ``name``: shut it down if it is active (bounded,
-        shielded) and leave it ``failed`` with ``reason``. Does nothing for a name
-        that is not loaded or already failed."""
-        slot = self._slots.get(name)
-        if slot is None or slot.lifecycle.state is PluginState.FAILED:
-            return
-        if slot.lifecycle.state is PluginState.ACTIVE and slot.platform is not None:
-            platform, slot.platform = slot.platform, None
-            slot.lifecycle.move_to(PluginState.STOPPING, reason)
-            await _stopping.shutdown(
-                slot.label, platform, slot.threads,
-                timeout=self.settings.shutdown_timeout,
-                block_threshold=self.settings.loop_block_threshold,
-            )  # fmt: skip
-        if PluginState.FAILED in ALLOWED_TRANSITIONS[slot.lifecycle.state]:
-            slot.lifecycle.move_to(PluginState.FAILED, reason)
-
-    async def unload_all(self) -> None:
-        """Unload every active instance, in reverse load order."""
-        for name in reversed(list(self._slots)):
-            await self.unload_plugin(name)
-
     async def __aenter__(self) -> Self:
         tasks = anyio.create_task_group()
         await tasks.__aenter__()
@@ -486,7 +289,3 @@ class PluginManager:
 
 
 _IN_USE = frozenset({PluginState.LOADING, PluginState.ACTIVE, PluginState.STOPPING})
-
-
-async def _returns_false() -> bool:
-    return False
