@@ -70,7 +70,9 @@ def cli(
     ctx.obj = Options(config_file=config_file, debug=debug, verbose=verbose)
 
 
-@cli.command()
+@cli.command(
+    short_help="List installed plugins, valid or not; exit 1 if any is broken."
+)
 @_json_option
 @click.option("--namespace", default=None,
               help="Entry-point group to scan [default: the namespace setting].")  # fmt: skip
@@ -82,7 +84,9 @@ def plugins(opts: Any, as_json: bool, namespace: str | None) -> None:
     _app.run_command(opts, _app.plugins, as_json=as_json, namespace=namespace)
 
 
-@cli.command()
+@cli.command(
+    short_help="Start the platforms, check health once, stop; exit 0 if healthy."
+)
 @_json_option
 @_backend_option
 @click.pass_obj
@@ -93,7 +97,7 @@ def check(opts: Any, as_json: bool, backend: str | None) -> None:
     _app.run_command(opts, _app.check, as_json=as_json, backend=backend)
 
 
-@cli.command()
+@cli.command(short_help="Run the platforms until SIGINT or SIGTERM; SIGHUP reloads.")
 @_backend_option
 @click.option("--http", "http_bind", metavar="HOST:PORT", default=None,
               help="Serve /healthz, /readyz, /health, /metrics and the platforms' "
@@ -114,7 +118,7 @@ def run(
     )
 
 
-@cli.command()
+@cli.command(short_help="Start INSTANCE, send it one JSON request, print the reply.")
 @click.argument("instance")
 @click.argument("payload", metavar="JSON")
 @_backend_option
@@ -128,11 +132,17 @@ def request(opts: Any, instance: str, payload: str, backend: str | None) -> None
     )
 
 
-@cli.command()
-@_json_option
+@cli.command(short_help="Print the effective settings as JSON, secrets redacted.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Plain JSON, never coloured, for machines (the same document).")  # fmt: skip
 @click.pass_obj
 def config(opts: Any, as_json: bool) -> None:
-    """Show the effective configuration, secrets redacted."""
+    """Print the effective settings as one JSON document: "config_file", the TOML
+    file they were read from (null if none), and "settings", every setting after the
+    defaults, the TOML file, .env and DEMI_ variables are merged (each instance under
+    "platforms" with its driver's "config"). Secrets are redacted: secret-looking
+    keys, secret types, URL passwords, what a driver's config_model marks secret.
+    On a terminal the JSON is coloured; piped or with --json it is plain."""
     from . import _app
 
     _app.run_command(opts, _app.show_config, as_json=as_json)
@@ -145,8 +155,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                  standalone_mode=False)  # fmt: skip
     except click.exceptions.Exit as done:
         return done.exit_code
+    except click.exceptions.NoArgsIsHelpError as err:
+        err.show()  # plain `demi`: the help, as a usage error
+        return 2
     except click.ClickException as err:
-        err.show()
+        print(f"demi: error: {_one_line(err)}", file=sys.stderr)
         return 2 if isinstance(err, click.UsageError) else err.exit_code
     except click.exceptions.Abort:
         print("demi: interrupted", file=sys.stderr)
@@ -154,3 +167,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else 1
     return 0
+
+
+def _one_line(err: click.ClickException) -> str:
+    """Click's message as one line like demi's own (lower case, no full stop), with
+    where to find the usage instead of the usage itself."""
+    message = " ".join(err.format_message().split()).rstrip(".")
+    message = message[:1].lower() + message[1:]
+    ctx = getattr(err, "ctx", None)
+    if isinstance(err, click.UsageError):
+        path = ctx.command_path if ctx is not None else "demi"
+        message += f" ({path} --help shows the usage)"
+    return message

@@ -111,25 +111,25 @@ def safe_text(value: object) -> str:
 
 
 def plugins_table(rows: list[dict[str, Any]], namespace: str) -> None:
-    """The ``demi plugins`` table."""
-    from rich.markup import escape
-    from rich.table import Table
+    """The ``demi plugins`` table: names, targets and versions are never split
+    across lines, however narrow the output (see ``_layout``)."""
+    from ._layout import Cell, Column, print_rows
 
-    # Everything shown comes from plugins and their metadata: never read as markup.
-    table = Table(title=f"Plugins in {escape(namespace)}", title_justify="left")
-    for column in ("Name", "Valid", "Distribution", "Version", "Target", "Error"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(
-            escape(row["name"]),
-            "[green]yes[/]" if row["valid"] else "[red]no[/]",
-            escape(row["distribution"] or "?"),
-            escape(row["version"] or "?"),
-            escape(row["target"]),
-            escape(row["error"] or ""),
-        )
+    columns = [Column("Name"), Column("Valid"), Column("Distribution"),
+               Column("Version"), Column("Target"), Column("Error", free=True)]  # fmt: skip
+    cells = [
+        [
+            Cell(row["name"]),
+            Cell("yes", "green") if row["valid"] else Cell("no", "red"),
+            Cell(row["distribution"] or "?"),
+            Cell(row["version"] or "?"),
+            Cell(row["target"]),
+            Cell(row["error"] or ""),
+        ]
+        for row in rows
+    ]
     console = _console()
-    console.print(table)
+    print_rows(console, f"Plugins in {namespace}", columns, cells)
     broken = sum(not row["valid"] for row in rows)
     console.print(f"{len(rows)} plugin(s), {broken} broken")
 
@@ -151,27 +151,26 @@ def instance_row(status: InstanceStatus, health: PluginHealth | None) -> dict[st
 
 
 def check_table(rows: list[dict[str, Any]], healthy: bool) -> None:
-    """The ``demi check`` table."""
-    from rich.markup import escape
-    from rich.table import Table
+    """The ``demi check`` table: instance and driver names are never split across
+    lines, however narrow the output (see ``_layout``)."""
+    from ._layout import Cell, Column, print_rows
 
     colours = {"healthy": "green", "degraded": "yellow"}
-    table = Table(title="Health", title_justify="left")
-    for column in ("Instance", "Driver", "State", "Health", "Time (ms)", "Error"):
-        table.add_column(column, overflow="fold")
+    columns = [Column("Instance"), Column("Driver"), Column("State"),
+               Column("Health"), Column("Time (ms)"), Column("Error", free=True)]  # fmt: skip
+    cells = []
     for row in rows:
-        colour = colours.get(row["health"], "red")
         millis = row["response_time_ms"]
-        table.add_row(
-            escape(row["instance"]),
-            escape(row["driver"]),
-            row["state"] or "-",
-            f"[{colour}]{row['health']}[/]",
-            f"{millis:.1f}" if millis is not None else "-",
-            escape(row["error"] or ""),
-        )
+        cells.append([
+            Cell(row["instance"]),
+            Cell(row["driver"]),
+            Cell(row["state"] or "-"),
+            Cell(row["health"], colours.get(row["health"], "red")),
+            Cell(f"{millis:.1f}" if millis is not None else "-"),
+            Cell(row["error"] or ""),
+        ])  # fmt: skip
     console = _console()
-    console.print(table)
+    print_rows(console, "Health", columns, cells)
     console.print("[green]all healthy[/]" if healthy else "[red]not all healthy[/]")
 
 

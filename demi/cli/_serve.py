@@ -25,6 +25,7 @@ from ..core.config import DemiSettings
 from ..core.logger import get_logger
 from ..exceptions import DemiError
 from ..supervision import Supervisor
+from ._startup_report import named, start_and_report
 from ._watchdog import MARGIN, Watchdog
 
 LOG = get_logger("demi.run")
@@ -94,7 +95,8 @@ async def _serve_until_stopped(
 ) -> None:
     """Start, supervise and serve until a stop signal; then stop, bounded."""
     settings = conductor.settings
-    interrupted = await _unless_stopped(conductor.start, "start-up", signals, bound)
+    starting = partial(start_and_report, conductor, LOG)
+    interrupted = await _unless_stopped(starting, "start-up", signals, bound)
     if interrupted is not None:
         await conductor.stop()
         return
@@ -116,7 +118,7 @@ async def _serve_until_stopped(
         group.start_soon(supervise)
         if listener is not None:
             await _start_http(group, app, listener, backend, http_stop)
-        names = ", ".join(s.instance for s in conductor.instances()) or "none"
+        names = named([status.instance for status in conductor.instances()])
         LOG.info("demi running on %s with platforms: %s", backend, names)
         received = await _wait_for_stop(signals, conductor, supervisor, bound)
         bound.arm()

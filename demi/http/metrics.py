@@ -21,9 +21,17 @@ yet handed to the handler) and ``demi_platform_connected`` (1 while a listening
 platform's ``run`` has called ``started()`` and not ended; series only for
 listening platforms). The counters observe the conductor's inbound side, so the
 :class:`Metrics` must be built before the conductor's session begins.
+
+prometheus_client's ``_created`` series (a gauge beside every counter and histogram
+holding when it was created) are left out of the exposition: in this text format
+they are one more gauge per series that no dashboard reads. They are left out here,
+not with ``prometheus_client.disable_created_metrics()``, which would also remove
+them from every other registry of a program that embeds demi.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -32,6 +40,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from ..conductor import Conductor
 from ..platforms.base import HealthStatus, PluginHealth
@@ -119,6 +129,9 @@ class Metrics:
         # platform behind them, after a lost connection for instance.
         self._listening: set[str] = set()
         self._conductor = conductor
+        # What render() exposes: the registry above without the _created series.
+        self._exposed = CollectorRegistry(auto_describe=False)
+        self._exposed.register(_WithoutCreated(registry))
         conductor.add_request_observer(self._on_request)
         conductor.inbound.add_event_observer(self._on_event)
         conductor.inbound.add_handled_observer(self._on_handled)
@@ -183,4 +196,22 @@ class Metrics:
                 self.health_status.labels(platform=name, status=value.value).set(
                     1 if value is current else 0
                 )
-        return generate_latest(self.registry)
+        return generate_latest(self._exposed)
+
+
+class _WithoutCreated(Collector):
+    """The metrics of ``registry`` without their ``_created`` samples."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        """Each metric of the registry, its ``_created`` samples dropped."""
+        for metric in self._registry.collect():
+            # collect() builds fresh Metric objects each time: trimming is safe.
+            metric.samples = [
+                sample
+                for sample in metric.samples
+                if not sample.name.endswith("_created")
+            ]
+            yield metric
