@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 
 from .core.config import PlatformSettings
+from .inbox import InboxHandle
 from .platforms.base import PluginHealth
 from .plugins.base import PluginState
 
@@ -27,6 +28,8 @@ class Route:
     key: str
     limiter: anyio.CapacityLimiter
     in_flight: int = 0
+    #: The platform's handle on the instance's inbox (inside a session).
+    inbox: InboxHandle | None = None
     _idle: anyio.Event | None = None
 
     @classmethod
@@ -68,6 +71,12 @@ class InstanceStatus:
     in_flight: int
     #: Seconds spent in each lifecycle state, by state value.
     time_in_states: Mapping[str, float] = field(default_factory=dict)
+    #: For a platform that listens: whether its connection is up (else ``None``).
+    connected: bool | None = None
+    #: Whether it failed with an error that retrying cannot help.
+    fatal: bool = False
+    #: Inbound events buffered for the handler.
+    inbox_depth: int = 0
 
 
 @dataclass(slots=True)

@@ -20,21 +20,22 @@ from typing import Any, Self
 import anyio
 from anyio import AsyncContextManagerMixin
 
-from ._routing import InstanceStatus, ReloadResult, Route, json_problem
+from ._calling import deliver_webhook, send
+from ._inbound import Inbound
+from ._routing import InstanceStatus, ReloadResult, Route
+from ._startup import check_configs, check_drivers
 from .core.config import DemiSettings, PlatformSettings, load_settings, reload_settings
 from .core.logger import get_logger
-from .core.prepare import prepare_config
 from .exceptions import (
-    ConfigError,
     DemiError,
     PlatformRequestError,
-    PlatformTimeoutError,
     PlatformUnavailableError,
     PluginLoadError,
     PluginNotFoundError,
 )
-from .platforms.base import PluginHealth
-from .plugins._calls import describe
+from .inbox import Handler
+from .platforms.base import PluginHealth, is_exclusive
+from .platforms.inbound import WebhookRequest, WebhookResponse
 from .plugins.base import PluginState
 from .plugins.manager import PluginManager
 
@@ -68,10 +69,12 @@ class Conductor(AsyncContextManagerMixin):
         self,
         settings: DemiSettings | None = None,
         *,
+        handler: Handler | None = None,
         manager: PluginManager | None = None,
         config_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self._config_file = config_file
+        self._handler = handler
         self.settings = settings if settings is not None else load_settings(config_file)
         self.manager = (
             manager if manager is not None else PluginManager(settings=self.settings)
@@ -85,14 +88,44 @@ class Conductor(AsyncContextManagerMixin):
         self._observers: list[RequestObserver] = []
         self._accepting = False
         self._stop_scope: anyio.CancelScope | None = None
+        self._inbound = Inbound(lambda: self.settings, self.reply, handler)
 
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncGenerator[Self]:
-        await self.start()
+        async with self.session():
+            await self.start()
+            try:
+                yield self
+            finally:
+                await self.stop()
+
+    @asynccontextmanager
+    async def session(self) -> AsyncGenerator[Self]:
+        """Host the conductor's background work for the block: the connections of
+        listening platforms (their ``run``) and the handler that inbound events go
+        to. :meth:`start` and :meth:`stop` go inside it (``async with conductor``
+        does all three); a platform that listens cannot start outside one.
+
+        :raises ConfigError: the configured handler is not installed.
+        """
         try:
-            yield self
-        finally:
-            await self.stop()
+            async with self.manager, self._inbound.dispatching():
+                try:
+                    yield self
+                finally:
+                    await self.stop()
+        except BaseExceptionGroup as group:
+            # The dispatcher's task group wraps what the block raised; callers
+            # expect it as it was raised.
+            sole = _sole(group)
+            if sole is group:
+                raise
+            raise sole from sole.__cause__
+
+    @property
+    def inbound(self) -> Inbound:
+        """Inbound events: the handler's observers and each instance's inbox."""
+        return self._inbound
 
     # -- starting -------------------------------------------------------------
 
@@ -111,8 +144,8 @@ class Conductor(AsyncContextManagerMixin):
             started so far has been stopped again.
         """
         specs = self.settings.enabled_platforms()
-        self._check_drivers(self.settings, specs)
-        await self._check_configs(self.settings, specs)
+        check_drivers(self.manager, self.settings, specs)
+        await check_configs(self.manager, self.settings, specs)
         self._accepting = True
         try:
             failures = await self._start_all(specs)
@@ -126,56 +159,6 @@ class Conductor(AsyncContextManagerMixin):
             raise PluginLoadError(
                 name, f"required platform {name!r} did not start: {why}"
             )
-
-    def _check_drivers(
-        self, settings: DemiSettings, specs: Mapping[str, PlatformSettings]
-    ) -> None:
-        known = set(self.manager.known_names())
-        for name, spec in specs.items():
-            if spec.driver not in known:
-                raise ConfigError(
-                    f"invalid configuration: platforms.{name}.driver: unknown driver "
-                    f"{spec.driver!r}; installed: {', '.join(sorted(known)) or 'none'} "
-                    f"(from {settings.source_of('platforms', name, 'driver')})"
-                )
-
-    async def _check_configs(
-        self, settings: DemiSettings, specs: Mapping[str, PlatformSettings]
-    ) -> None:
-        """Validate every instance's driver configuration before anything starts: a
-        value the driver rejects is the operator's error (a ConfigError naming
-        ``platforms.NAME.config.FIELD`` and its source), not a platform failure.
-
-        A driver that cannot be imported, or whose validator itself breaks, is
-        skipped here: that is the plugin's failure, recorded when it starts.
-        """
-        drivers: dict[str, Any] = {}
-
-        async def resolve(driver: str) -> None:
-            with anyio.move_on_after(settings.init_timeout):
-                try:
-                    drivers[driver] = await self.manager.resolve_driver(driver)
-                except DemiError:
-                    pass
-
-        async with anyio.create_task_group() as group:
-            for driver in {spec.driver for spec in specs.values()}:
-                if driver in self.manager.registry:
-                    drivers[driver] = self.manager.registry[driver]
-                else:
-                    group.start_soon(resolve, driver)
-        for name, spec in specs.items():
-            plugin = drivers.get(spec.driver)
-            if plugin is None or plugin.config_model is None:
-                continue
-            try:
-                prepare_config(
-                    plugin.config_model, spec.config, instance=name, settings=settings
-                )
-            except ConfigError:
-                raise
-            except Exception:
-                pass
 
     async def _start_all(self, specs: Mapping[str, PlatformSettings]) -> dict[str, str]:
         failures: dict[str, str] = {}
@@ -203,20 +186,21 @@ class Conductor(AsyncContextManagerMixin):
     async def _start_instance(self, name: str, spec: PlatformSettings) -> str | None:
         """Start one instance under its route; return why it failed, if it did."""
         route = self._route_for(name, spec)
-        error = await self._load(route.key, spec, name)
+        error = await self._load(route)
         if error is None:
             self._started.setdefault(name, None)
         return error
 
-    async def _load(
-        self, key: str, spec: PlatformSettings, instance: str
-    ) -> str | None:
-        """Load ``spec``'s driver under the manager key ``key``; return why it
-        failed, if it did."""
+    async def _load(self, route: Route) -> str | None:
+        """Load the route's driver under its manager key, with a fresh handle on the
+        instance's inbox; return why it failed, if it did."""
+        spec, instance = route.spec, route.instance
+        route.inbox = self._inbound.handle_for(instance)
         try:
             await self.manager.load_plugin(
-                spec.driver, spec.config, instance=key, label=instance
-            )
+                spec.driver, spec.config, instance=route.key, label=instance,
+                inbox=route.inbox,
+            )  # fmt: skip
         except DemiError as err:
             LOG.error(
                 "platform %s (driver %s) did not start: %s", instance, spec.driver, err
@@ -256,6 +240,18 @@ class Conductor(AsyncContextManagerMixin):
                 f"platform {instance!r} refused the request: demi is not running "
                 "(not started yet, or stopping)",
             )
+        return await self._dispatch_on(route, request)
+
+    async def reply(self, instance: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`dispatch` for the handler's replies, which may still go out while
+        demi is stopping (the handler finishes buffered events before platforms shut
+        down)."""
+        return await self._dispatch_on(self._route(instance), request)
+
+    async def _dispatch_on(
+        self, route: Route, request: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        instance = route.instance
         started = time.perf_counter()
         route.enter()
         error: BaseException | None = None
@@ -267,7 +263,9 @@ class Conductor(AsyncContextManagerMixin):
             except anyio.WouldBlock:
                 await route.limiter.acquire()
             try:
-                return await self._send(route, request)
+                return await send(
+                    self.manager, route, request, self.settings.request_timeout
+                )
             finally:
                 route.limiter.release()
         except BaseException as err:
@@ -279,6 +277,26 @@ class Conductor(AsyncContextManagerMixin):
             for observer in self._observers:
                 observer(instance, elapsed, error)
 
+    async def webhook(self, instance: str, request: WebhookRequest) -> WebhookResponse:
+        """Hand an HTTP callback to the ``handle_webhook`` of the platform behind
+        ``instance`` (with the instance's inbox); return its response.
+
+        :raises PluginNotFoundError: no such instance, or its platform takes no
+            webhooks.
+        :raises PlatformUnavailableError: it is not active, or demi is stopping.
+        :raises PlatformTimeoutError: no answer within the request timeout.
+        :raises PlatformRequestError: the platform raised, or answered with something
+            that is not a :class:`~demi.WebhookResponse`.
+        """
+        route = self._route(instance)
+        if not self._accepting:
+            raise PlatformUnavailableError(
+                instance, f"platform {instance!r} refused the webhook: demi is stopping"
+            )
+        return await deliver_webhook(
+            self.manager, route, request, self.settings.request_timeout
+        )
+
     def _route(self, instance: str) -> Route:
         route = self._routes.get(instance)
         if route is None:
@@ -287,37 +305,6 @@ class Conductor(AsyncContextManagerMixin):
                 instance, f"no platform instance {instance!r}; running: {configured}"
             )
         return route
-
-    async def _send(self, route: Route, request: Mapping[str, Any]) -> dict[str, Any]:
-        instance = route.instance
-        timeout = self.settings.request_timeout
-        try:
-            response = await self.manager.handle_request(
-                route.key, request, timeout=timeout
-            )
-        except PluginNotFoundError as err:
-            raise PlatformUnavailableError(instance, str(err)) from None
-        except TimeoutError:
-            raise PlatformTimeoutError(
-                instance, f"platform {instance!r} did not answer within {timeout:g}s"
-            ) from None
-        except Exception as err:
-            # Chained, so --debug shows the plugin's own traceback (scrubbed).
-            raise PlatformRequestError(
-                instance, f"platform {instance!r} failed the request: {describe(err)}"
-            ) from err
-        if not isinstance(response, dict):
-            raise PlatformRequestError(
-                instance,
-                f"platform {instance!r} answered with {type(response).__name__}, not a dict",
-            )
-        problem = json_problem(response)
-        if problem is not None:
-            raise PlatformRequestError(
-                instance,
-                f"platform {instance!r} answered with {problem}, which JSON cannot carry",
-            )
-        return response
 
     # -- swapping and reloading -----------------------------------------------
 
@@ -384,9 +371,9 @@ class Conductor(AsyncContextManagerMixin):
             if not self._routed(old):
                 return "the instance was removed meanwhile"
             self._routes[instance] = new
-            error = await self._load(key, spec, instance)
+            error = await self._load(new)
         else:
-            error = await self._load(key, spec, instance)
+            error = await self._load(new)
             if error is not None and self._active(old):
                 self.manager.forget(key)
                 return f"{error}; the running platform keeps serving"
@@ -405,7 +392,7 @@ class Conductor(AsyncContextManagerMixin):
                 plugin = await self.manager.resolve_driver(driver)
             except DemiError:
                 continue  # its load will fail and say why
-            if plugin.exclusive:
+            if is_exclusive(plugin):
                 return True
         return False
 
@@ -427,6 +414,8 @@ class Conductor(AsyncContextManagerMixin):
                 )  # fmt: skip
             await self.manager.unload_plugin(route.key, timeout=limit)
             self.manager.forget(route.key)
+            if route.inbox is not None:
+                route.inbox.retire()
 
     async def reload(self, settings: DemiSettings | None = None) -> ReloadResult:
         """Re-read the configuration and apply the difference.
@@ -444,8 +433,8 @@ class Conductor(AsyncContextManagerMixin):
         )
         self.manager.refresh()
         wanted = new_settings.enabled_platforms()
-        self._check_drivers(new_settings, wanted)
-        await self._check_configs(new_settings, wanted)
+        check_drivers(self.manager, new_settings, wanted)
+        await check_configs(self.manager, new_settings, wanted)
         result = ReloadResult()
         self.settings = new_settings
         self.manager.settings = new_settings
@@ -502,6 +491,9 @@ class Conductor(AsyncContextManagerMixin):
                     health=meta.health if meta else None,
                     in_flight=route.in_flight,
                     time_in_states=meta.seconds_in_state if meta else {},
+                    connected=meta.connected if meta else None,
+                    fatal=meta.fatal if meta else False,
+                    inbox_depth=self._inbound.depth(name),
                 )
             )
         return statuses
@@ -560,6 +552,11 @@ class Conductor(AsyncContextManagerMixin):
         deadline = anyio.current_time() + settings.stop_timeout
         with anyio.CancelScope(deadline=deadline, shield=True) as scope:
             self._stop_scope = scope
+            # No new events first: every connection ends. Then the handler finishes
+            # what was buffered (its replies still go out), then platforms stop.
+            quarter = settings.stop_timeout / 4
+            await self.manager.disconnect_all(min(settings.shutdown_timeout, quarter))
+            await self._inbound.drain(max(deadline - anyio.current_time(), 0) / 2)
             drain_for = min(settings.shutdown_timeout, settings.stop_timeout / 2)
             async with anyio.create_task_group() as group:
                 for route in self._routes.values():
@@ -608,3 +605,10 @@ class Conductor(AsyncContextManagerMixin):
             chosen[name] = platforms[name].model_copy(update={"enabled": True})
         self.settings = self.settings.model_copy(update={"platforms": chosen})
         return self
+
+
+def _sole(error: BaseException) -> BaseException:
+    """The one exception inside nested single-member groups (else the group)."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error

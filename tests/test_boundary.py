@@ -26,6 +26,7 @@ from demi import (
     SyncPlatform,
 )
 from demi.conductor import Conductor
+from demi.testing import make_manager
 
 PATIENCE = 20.0
 
@@ -43,11 +44,10 @@ def settings_for(platforms: Mapping[str, str], **overrides: Any) -> DemiSettings
 
 
 def conductor_of(
-    settings: DemiSettings, classes: Mapping[str, type[BasePlatform]]
+    settings: DemiSettings,
+    classes: Mapping[str, type[BasePlatform] | type[SyncPlatform]],
 ) -> Conductor:
-    return Conductor(
-        settings, manager=PluginManager.from_classes(classes, settings=settings)
-    )
+    return Conductor(settings, manager=make_manager(settings, **classes))
 
 
 async def wait_until(predicate: Callable[[], bool]) -> None:

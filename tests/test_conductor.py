@@ -1235,7 +1235,8 @@ async def test_dispatch_after_stop_is_unavailable() -> None:
     """Once stopped, dispatch raises PlatformUnavailableError naming the instance."""
     conductor = Conductor(make_settings({"chat": "good"}))
     async with conductor:
-        assert conductor.accepting
+        accepting_while_running = conductor.accepting
+    assert accepting_while_running
     assert not conductor.accepting
     with pytest.raises(PlatformUnavailableError) as raised:
         await conductor.dispatch("chat", {})

@@ -7,6 +7,7 @@ directory, so ./demi.toml and ./.env here are the test's own.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -206,7 +207,7 @@ def test_precedence_init_env_dotenv_toml_defaults(
         write(Path(".env"), "DEMI_HEALTH_TIMEOUT=2\n")
     if "env" in layers:
         monkeypatch.setenv("DEMI_HEALTH_TIMEOUT", "3")
-    overrides = {"health_timeout": 4.0} if "init" in layers else {}
+    overrides: dict[str, Any] = {"health_timeout": 4.0} if "init" in layers else {}
     assert load_settings(**overrides).health_timeout == expected
 
 

@@ -8,6 +8,7 @@ directory, so ./demi.toml and ./.env here are the test's own.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,7 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def config_error(**overrides: object) -> str:
+def config_error(**overrides: Any) -> str:
     """The message of the ConfigError that load_settings raises."""
     with pytest.raises(ConfigError) as caught:
         load_settings(**overrides)

@@ -111,7 +111,8 @@ def test_health_status_values() -> None:
 def test_health_status_is_a_str_enum() -> None:
     """HealthStatus members compare equal to their string values."""
     assert isinstance(HealthStatus.HEALTHY, str)
-    assert HealthStatus.DEGRADED == "degraded"
+    member: str = HealthStatus.DEGRADED
+    assert member == "degraded"
 
 
 def test_plugin_health_is_frozen() -> None:

@@ -270,7 +270,8 @@ def test_scan_reports_both_sides_of_a_conflict(
 ) -> None:
     """Two distributions registering one name both appear, one per distribution."""
     twins = report["twin"]
-    assert sorted(canonical(info.distribution) for info in twins) == [DIST, TWIN_DIST]
+    found = [canonical(info.distribution) for info in twins]
+    assert sorted(found, key=str) == [DIST, TWIN_DIST]
 
 
 def test_scan_lets_neither_side_of_a_conflict_win(

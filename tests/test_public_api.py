@@ -166,7 +166,7 @@ def test_version_is_the_installed_distributions() -> None:
 def test_unknown_attribute_raises_attribute_error() -> None:
     """A missing top-level name is an AttributeError, as usual."""
     with pytest.raises(AttributeError, match="no_such_thing"):
-        _ = demi.no_such_thing  # type: ignore[attr-defined]
+        _ = demi.no_such_thing
 
 
 # -- packaging -----------------------------------------------------------------------

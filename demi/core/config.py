@@ -105,12 +105,20 @@ class PlatformSettings(BaseModel):
     restart: Literal["on-failure", "never"] = "on-failure"
     #: Consecutive unhealthy checks before a restart.
     failure_threshold: PositiveInt = 3
-    #: Backoff between restart attempts: from this many seconds, doubling...
+    #: Backoff before the supervisor's n-th restart since the platform was last
+    #: stably healthy: from this many seconds, doubling...
     backoff_initial: Seconds = 1.0
-    #: ...up to this many.
+    #: ...up to this many (with jitter between half and all of it).
     backoff_max: Seconds = 60.0
-    #: At most this many restarts within ``restart_window`` seconds, then give up.
+    #: Restarts the supervisor may make since the platform was last stably healthy.
+    #: When one more is due it gives up: a CRITICAL log line, ``gave_up`` in
+    #: /health, the platform left failed until a reload or an operator restart.
+    #: With 0 it gives up at the first failure. Operator restarts do not count.
     max_restarts: NonNegativeInt = 5
+    #: Seconds of unbroken health (from the first to the last check of a healthy
+    #: streak, so at least two checks, whatever the interval) after which the
+    #: platform counts as stably healthy and its restart count starts again from
+    #: zero.
     restart_window: Seconds = 60.0
 
 
@@ -153,6 +161,13 @@ class DemiSettings(BaseSettings):
     http_token: SecretStr | None = None
     #: The entry-point group that platforms are discovered in.
     namespace: str = "demi.platforms"
+    #: The entry point in ``demi.handlers`` that inbound events go to: ``log`` (logs
+    #: and counts them), ``echo`` (replies with the same text), or one of yours.
+    handler: str = Field(default="log", min_length=1)
+    #: Handler calls running at once (events of one conversation take turns).
+    handler_concurrency: PositiveInt = 64
+    #: Bound on one handler call.
+    handler_timeout: Seconds = 30.0
     #: Platform instances by name (see :data:`INSTANCE_NAME_PATTERN`); the built-in
     #: ``echo`` when none are configured.
     platforms: dict[InstanceName, PlatformSettings] = Field(

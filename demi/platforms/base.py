@@ -4,7 +4,9 @@ A platform is a class registered under the ``demi.platforms`` entry-point group.
 The manager constructs it with no arguments, then drives it through four coroutine
 methods: :meth:`~BasePlatform.initialize`, :meth:`~BasePlatform.health_check`,
 :meth:`~BasePlatform.handle_request` and :meth:`~BasePlatform.shutdown`, each under
-a timeout.
+a timeout. A platform that listens also implements :meth:`~BasePlatform.run` (it
+holds a connection and sends what arrives to its inbox) or
+:meth:`~BasePlatform.handle_webhook` (a service calls it over HTTP), or both.
 """
 
 from __future__ import annotations
@@ -16,10 +18,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import anyio
+
 if TYPE_CHECKING:
+    from anyio.abc import TaskStatus
     from pydantic import BaseModel
 
-__all__ = ["BasePlatform", "HealthStatus", "PluginHealth"]
+    from .inbound import Inbox, WebhookRequest, WebhookResponse
+
+__all__ = [
+    "BasePlatform",
+    "HealthStatus",
+    "PluginHealth",
+    "is_exclusive",
+    "listens",
+    "takes_webhooks",
+]
 
 
 class HealthStatus(str, enum.Enum):
@@ -87,8 +101,14 @@ class BasePlatform(abc.ABC):
 
     #: True when the platform holds something only one instance may hold at a time
     #: (a bot account's connection): a restart or swap then stops the old platform
-    #: before the new one starts, instead of starting the new one beside it.
-    exclusive: ClassVar[bool] = False
+    #: before the new one starts, instead of starting the new one beside it. ``None``
+    #: (the default) means: exclusive exactly when it implements :meth:`run`.
+    exclusive: ClassVar[bool | None] = None
+
+    #: The anyio backends the platform can run on (``("asyncio",)`` for one built on
+    #: an asyncio-only SDK); ``None`` for all. Loading it on another is a failure
+    #: that says which backend it needs.
+    supported_backends: ClassVar[tuple[str, ...] | None] = None
 
     # Set by the manager when it loads the platform; see demi.plugins.manager.
     _demi_name: str | None = None
@@ -129,3 +149,52 @@ class BasePlatform(abc.ABC):
     async def shutdown(self) -> None:
         """Release everything the platform holds. Must be safe to call more than once,
         and after a failed :meth:`initialize`."""
+
+    async def run(
+        self, inbox: Inbox, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Hold the platform's connection and send every inbound event to ``inbox``
+        (optional: implement it in a platform that listens).
+
+        demi starts it with ``task_group.start(platform.run, inbox)`` once
+        :meth:`initialize` succeeded. Call ``task_status.started()`` once connected:
+        that is the platform's readiness, bounded by the init timeout. Then
+        ``await inbox.send(event)`` for every event; ``send`` waits while demi's
+        buffer for the instance is full. Returning or raising means the connection is
+        lost: the supervisor reconnects through the restart policy, unless the error
+        is a :class:`~demi.PlatformFatalError`. demi cancels ``run`` before it calls
+        :meth:`shutdown`.
+        """
+        raise NotImplementedError(f"{type(self).__qualname__} does not listen")
+
+    async def handle_webhook(
+        self, request: WebhookRequest, inbox: Inbox
+    ) -> WebhookResponse:
+        """Answer one HTTP callback from the platform's service (optional).
+
+        ``demi run --http`` routes ``POST /platforms/NAME/webhook`` here with the raw
+        body and headers. Verify the service's signature yourself (demi's bearer
+        token does not apply to this route: the service cannot send it), send what
+        arrived to ``inbox`` as events, and return the response the service expects.
+        """
+        raise NotImplementedError(f"{type(self).__qualname__} takes no webhooks")
+
+
+def listens(platform: type[BasePlatform] | BasePlatform) -> bool:
+    """Whether a platform implements :meth:`BasePlatform.run`."""
+    cls = platform if isinstance(platform, type) else type(platform)
+    return getattr(cls, "run", BasePlatform.run) is not BasePlatform.run
+
+
+def takes_webhooks(platform: type[BasePlatform] | BasePlatform) -> bool:
+    """Whether a platform implements :meth:`BasePlatform.handle_webhook`."""
+    cls = platform if isinstance(platform, type) else type(platform)
+    method = getattr(cls, "handle_webhook", BasePlatform.handle_webhook)
+    return method is not BasePlatform.handle_webhook
+
+
+def is_exclusive(platform: type[BasePlatform]) -> bool:
+    """Whether two platform objects of this class may never serve one instance at
+    the same time: its ``exclusive``, or by default whether it :func:`listens`."""
+    declared = getattr(platform, "exclusive", None)
+    return listens(platform) if declared is None else bool(declared)

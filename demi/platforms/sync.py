@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .base import BasePlatform, PluginHealth
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskStatus
     from pydantic import BaseModel
+
+    from .inbound import Inbox, WebhookRequest, WebhookResponse
 
 __all__ = ["SyncPlatform"]
 
@@ -21,7 +24,8 @@ if TYPE_CHECKING:
     # would be an [override] error against ``async def initialize``.
     class _PlatformBase(abc.ABC):
         config_model: ClassVar[type[BaseModel] | None]
-        exclusive: ClassVar[bool]
+        exclusive: ClassVar[bool | None]
+        supported_backends: ClassVar[tuple[str, ...] | None]
         _demi_name: str | None
         _demi_state: Callable[[], str] | None
 
@@ -31,6 +35,14 @@ if TYPE_CHECKING:
 
         @property  # noqa: B027
         def status(self) -> str: ...
+
+        async def run(  # noqa: B027
+            self, inbox: Inbox, *, task_status: TaskStatus[None] = ...
+        ) -> None: ...
+
+        async def handle_webhook(  # noqa: B027
+            self, request: WebhookRequest, inbox: Inbox
+        ) -> WebhookResponse: ...
 
 else:
     _PlatformBase = BasePlatform

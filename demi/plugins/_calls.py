@@ -30,6 +30,7 @@ __all__ = [
     "ThreadBudget",
     "call",
     "charge_elsewhere",
+    "run_watched",
     "deadline_guard",
     "describe",
     "safe_repr",
@@ -299,3 +300,29 @@ async def call(
     if scope.cancel_called or anyio.current_time() > scope.deadline:
         raise TimeoutError(f"{method} did not finish within {timeout:g}s")
     return result
+
+
+async def run_watched(
+    platform: BasePlatform,
+    *args: Any,
+    owner: str,
+    block_threshold: float,
+) -> None:
+    """Await ``platform.run(inbox, task_status=...)``, which has no deadline (it
+    lasts as long as the connection), with the rest of :func:`call`'s boundary: a
+    step that holds the loop is named, and a ``BaseException`` that is not an
+    ``Exception`` becomes :class:`PluginRaised`.
+
+    :param args: the inbox and the task status, in that order.
+    """
+    inbox, task_status = args
+    try:
+        await _Watched(
+            platform.run(inbox, task_status=task_status), owner, "run", block_threshold
+        )
+    except anyio.get_cancelled_exc_class():
+        raise
+    except Exception:
+        raise
+    except BaseException as err:
+        raise PluginRaised(err) from err

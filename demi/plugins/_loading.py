@@ -7,12 +7,20 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import anyio
+import sniffio
+from anyio.abc import TaskGroup
 
 from ..core.config import DemiSettings
 from ..core.prepare import prepare_config
-from ..exceptions import DemiError, PluginLoadError, PluginNotFoundError
-from ..platforms.base import BasePlatform
+from ..exceptions import (
+    DemiError,
+    PlatformFatalError,
+    PluginLoadError,
+    PluginNotFoundError,
+)
+from ..platforms.base import BasePlatform, listens
 from ._calls import call, deadline_guard, describe, safe_repr
+from ._connection import connect
 from ._slots import Slot
 from ._stopping import abandon
 from .base import PluginState
@@ -27,18 +35,27 @@ async def start(
     known: type[BasePlatform] | None,
     resolve: Resolver,
     settings: DemiSettings,
+    tasks: TaskGroup | None = None,
 ) -> BasePlatform:
     """Bring ``slot`` from its current state to ``active``, or to ``failed`` with
     the reason; return the platform.
 
     :param known: the driver's class when it is already imported.
     :param resolve: imports the driver's class (it runs under the init timeout).
+    :param tasks: where a listening platform's ``run`` goes (the manager's tasks).
     :raises PluginNotFoundError: no plugin of that name exists.
     :raises PluginLoadError: any step failed; the slot is ``failed`` with the reason.
     """
     slot.lifecycle.move_to(PluginState.LOADING)
     began = anyio.current_time()
     plugin_cls = known or await _import(slot, resolve, settings)
+    backends = plugin_cls.supported_backends
+    if (
+        backends is not None
+        and (here := sniffio.current_async_library()) not in backends
+    ):
+        needs = " or ".join(backends)
+        raise _fail(slot, f"it runs only on {needs}, and demi runs on {here}")
     platform = _construct(slot, plugin_cls)
     try:
         options = prepare_config(
@@ -63,6 +80,7 @@ async def start(
     except TimeoutError:
         reason = f"initialize did not finish within {settings.init_timeout:g}s"
     except Exception as err:
+        slot.fatal = isinstance(err, PlatformFatalError)
         reason = f"initialize raised {describe(err)}"
     except BaseException:
         # Cancelled from outside: leave no half-started plugin behind.
@@ -70,15 +88,58 @@ async def start(
             await abandon(slot, "cancelled during initialize", **shutdown_bounds)
         raise
     else:
-        if ready is True:
-            slot.lifecycle.move_to(PluginState.ACTIVE)
-            return platform
-        reason = f"initialize returned {safe_repr(ready)}, not True"
+        if ready is not True:
+            reason = f"initialize returned {safe_repr(ready)}, not True"
+        else:
+            try:
+                failed = await _connect(slot, platform, tasks, settings, began)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await abandon(slot, "cancelled while connecting", **shutdown_bounds)
+                raise
+            if failed is None:
+                slot.lifecycle.move_to(PluginState.ACTIVE)
+                return platform
+            reason = failed
     with anyio.CancelScope(shield=True):
         await abandon(slot, reason, **shutdown_bounds)
     raise PluginLoadError(
         slot.label, f"plugin {slot.label!r} failed to start: {reason}"
     )
+
+
+async def _connect(
+    slot: Slot,
+    platform: BasePlatform,
+    tasks: TaskGroup | None,
+    settings: DemiSettings,
+    began: float,
+) -> str | None:
+    """Start a listening platform's ``run`` and wait for its readiness within what
+    is left of the init timeout; return why it did not get ready, if it did not."""
+    if not listens(platform):
+        return None
+    if tasks is None or slot.inbox is None:
+        return (
+            "it listens (it defines run), so it needs an inbox and a running manager "
+            "(async with PluginManager(), or a Conductor)"
+        )
+    remaining = max(settings.init_timeout - (anyio.current_time() - began), 0.001)
+    try:
+        with anyio.fail_after(remaining):
+            await connect(
+                slot, platform, slot.inbox, tasks,
+                shutdown_timeout=settings.shutdown_timeout,
+                block_threshold=settings.loop_block_threshold,
+            )  # fmt: skip
+    except TimeoutError:
+        return (
+            f"run did not call task_status.started() within {settings.init_timeout:g}s"
+        )
+    except Exception as err:
+        slot.fatal = isinstance(err, PlatformFatalError)
+        return f"run ended before it was ready: {describe(err)}"
+    return None
 
 
 async def _import(

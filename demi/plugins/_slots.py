@@ -13,7 +13,9 @@ from ._calls import ThreadBudget
 from .base import Lifecycle, PluginMetadata
 
 if TYPE_CHECKING:
+    from ..platforms.inbound import Inbox
     from ._catalog import Catalog
+    from ._connection import Connection
 
 __all__ = ["Slot", "describe"]
 
@@ -38,6 +40,14 @@ class Slot:
     #: The shielded scope of a shutdown in progress, so abandon_shutdowns can cut it.
     stopping: anyio.CancelScope | None = None
     abandoned: bool = False
+    #: Where a listening platform sends its events (the instance's inbox).
+    inbox: Inbox | None = None
+    #: The ``run`` task of a listening platform.
+    connection: Connection | None = None
+    #: Set while a platform whose connection was lost is being shut down.
+    releasing: anyio.Event | None = None
+    #: The platform said retrying cannot help (a PlatformFatalError).
+    fatal: bool = False
 
 
 def describe(slot: Slot, catalog: Catalog) -> PluginMetadata:
@@ -60,6 +70,8 @@ def describe(slot: Slot, catalog: Catalog) -> PluginMetadata:
             else {}
         ),
         health=health,
+        connected=None if slot.connection is None else slot.connection.connected,
+        fatal=slot.fatal,
         seconds_in_state={
             state.value: spent
             for state, spent in slot.lifecycle.time_in_states().items()

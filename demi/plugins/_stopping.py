@@ -13,7 +13,7 @@ from ._calls import ThreadBudget, call, describe
 from ._slots import Slot
 from .base import PluginState
 
-__all__ = ["abandon", "finish", "shutdown", "take_out"]
+__all__ = ["abandon", "disconnect", "finish", "shutdown", "take_out"]
 
 LOG = get_logger("demi.plugins.manager")
 
@@ -58,6 +58,7 @@ async def abandon(
     platform = slot.platform
     slot.lifecycle.move_to(PluginState.FAILED, reason)
     slot.platform = None
+    await disconnect(slot, timeout)
     if platform is not None:
         await shutdown(
             slot.label, platform, slot.threads, timeout=timeout,
@@ -72,6 +73,8 @@ def take_out(slot: Slot, slots: MutableMapping[str, Slot]) -> BasePlatform | Non
         if slot.lifecycle.state is PluginState.FAILED:
             slots.pop(slot.name, None)
         return None
+    if slot.connection is not None:
+        slot.connection.stopping = True  # its end from now on is no loss
     slot.lifecycle.move_to(PluginState.STOPPING)
     slot.stopping = anyio.CancelScope(shield=True)
     return slot.platform
@@ -86,13 +89,18 @@ async def finish(
     """Shut down what :func:`take_out` took out and record how it ended; return
     whether there was anything to shut down."""
     if platform is None or slot.stopping is None:
+        if slot.releasing is not None:  # a lost connection's platform, shutting down
+            await slot.releasing.wait()
         return False
+    with anyio.CancelScope(shield=True):  # disconnect bounds itself
+        unheard = await disconnect(slot, timeout)
     error = await shutdown(
         slot.label, platform, slot.threads, timeout=timeout,
         block_threshold=settings.loop_block_threshold, scope=slot.stopping,
     )  # fmt: skip
     if slot.stopping.cancel_called and slot.abandoned:
         error = "shutdown abandoned before it finished"
+    error = error or unheard
     slot.stopping, slot.abandoned = None, False
     slot.platform = None
     if error is None:
@@ -100,3 +108,20 @@ async def finish(
     else:
         slot.lifecycle.move_to(PluginState.FAILED, error)
     return True
+
+
+async def disconnect(slot: Slot, timeout: float) -> str | None:
+    """Cancel the slot's ``run`` and wait, at most ``timeout`` seconds, for it to
+    end; return why it did not, if it did not."""
+    connection = slot.connection
+    if connection is None:
+        return None
+    connection.stopping = True
+    connection.scope.cancel()
+    with anyio.move_on_after(timeout):
+        await connection.done.wait()
+    if connection.done.is_set():
+        return None
+    reason = f"run did not end within {timeout:g}s of being cancelled"
+    LOG.warning("plugin %s: %s", slot.label, reason)
+    return reason

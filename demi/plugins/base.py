@@ -170,5 +170,10 @@ class PluginMetadata:
     details: Mapping[str, object] = field(default_factory=dict)
     #: The latest health verdict on the live platform, if one was reached.
     health: PluginHealth | None = None
+    #: For a platform that listens: whether its ``run`` is connected (``None`` for
+    #: a platform that does not listen, or has not started to).
+    connected: bool | None = None
+    #: Whether it failed with an error that retrying cannot help.
+    fatal: bool = False
     #: Seconds spent in each lifecycle state so far, by state value.
     seconds_in_state: Mapping[str, float] = field(default_factory=dict)

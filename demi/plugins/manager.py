@@ -17,10 +17,12 @@ from typing import Any, Self
 
 import anyio
 import anyio.to_thread
+from anyio.abc import TaskGroup
 
 from ..core.config import DemiSettings, load_settings
 from ..exceptions import PluginLoadError, PluginNotFoundError
-from ..platforms.base import BasePlatform, PluginHealth
+from ..platforms.base import BasePlatform, PluginHealth, takes_webhooks
+from ..platforms.inbound import Inbox, WebhookRequest
 from . import _catalog, _health, _loading, _stopping
 from ._calls import ThreadBudget, call
 from ._slots import Slot, describe
@@ -67,6 +69,8 @@ class PluginManager:
         self._locks: dict[str, anyio.Semaphore] = {}
         self._budgets: dict[str, ThreadBudget] = {}
         self._listeners: list[TransitionListener] = []
+        # Where listening platforms' run tasks live, while the manager is entered.
+        self._tasks: TaskGroup | None = None
 
     @classmethod
     def from_classes(
@@ -200,6 +204,7 @@ class PluginManager:
         *,
         instance: str | None = None,
         label: str | None = None,
+        inbox: Inbox | None = None,
     ) -> BasePlatform:
         """Load, configure and initialize the plugin ``name``; return the instance.
 
@@ -214,6 +219,9 @@ class PluginManager:
         :param label: the name shown in logs and given to the platform, when it
             differs from ``instance`` (a conductor's configured instance behind one
             of its generations); generations of one label share a thread budget.
+        :param inbox: where a listening platform (one that defines ``run``) sends
+            its events; its ``run`` starts in the manager's task group, so the
+            manager must be entered (``async with``).
         :raises PluginNotFoundError: no plugin of that name exists; lists the known ones.
         :raises PluginLoadError: import, validation, configuration or ``initialize``
             failed, timed out or returned something other than ``True``; the instance
@@ -236,12 +244,13 @@ class PluginManager:
                 slot = Slot(key, shown, name, lifecycle, {})
                 self._slots[key] = slot
             slot.config = copy.deepcopy(dict(config or {}))
+            slot.inbox, slot.connection, slot.fatal = inbox, None, False
             known = self._catalog.classes.get(name)
             if known is not None and getattr(known, "blocking", False):
                 slot.threads = self._budget(slot.label)
             try:
                 platform = await _loading.start(
-                    slot, known, self._resolve_for(slot), self.settings
+                    slot, known, self._resolve_for(slot), self.settings, self._tasks
                 )
             except PluginNotFoundError:
                 self._slots.pop(key, None)
@@ -354,6 +363,27 @@ class PluginManager:
             threads=slot.threads, block_threshold=self.settings.loop_block_threshold,
         )  # fmt: skip
 
+    async def handle_webhook(
+        self, name: str, request: WebhookRequest, *, timeout: float | None = None
+    ) -> Any:
+        """Hand one HTTP callback to an active instance's ``handle_webhook``, with
+        its inbox, under a timeout; return what it returned (unchecked).
+
+        :raises PluginNotFoundError: nothing is active under that name.
+        :raises LookupError: the platform takes no webhooks.
+        :raises TimeoutError: it outlived its timeout.
+        """
+        platform = self.get_plugin(name)
+        slot = self._slots[name]
+        if not takes_webhooks(platform) or slot.inbox is None:
+            raise LookupError(f"platform {slot.label!r} takes no webhooks")
+        limit = timeout if timeout is not None else self.settings.request_timeout
+        return await call(
+            platform, "handle_webhook", request, slot.inbox, timeout=limit,
+            owner=slot.label, threads=slot.threads,
+            block_threshold=self.settings.loop_block_threshold,
+        )  # fmt: skip
+
     # -- unloading ------------------------------------------------------------
 
     async def unload_plugin(self, name: str, *, timeout: float | None = None) -> bool:
@@ -411,6 +441,14 @@ class PluginManager:
     def _shutdown_timeout(self, timeout: float | None) -> float:
         return self.settings.shutdown_timeout if timeout is None else timeout
 
+    async def disconnect_all(self, timeout: float) -> None:
+        """End every listening platform's connection (cancel its ``run``) at once,
+        each bounded by ``timeout``; the platforms stay active for requests."""
+        async with anyio.create_task_group() as group:
+            for slot in list(self._slots.values()):
+                if slot.connection is not None and not slot.connection.done.is_set():
+                    group.start_soon(_stopping.disconnect, slot, timeout)
+
     def abandon_shutdowns(self) -> None:
         """Cut every :meth:`unload_plugin` in progress short, shield or not (a second
         signal): each of those instances ends ``failed``."""
@@ -443,6 +481,9 @@ class PluginManager:
             await self.unload_plugin(name)
 
     async def __aenter__(self) -> Self:
+        tasks = anyio.create_task_group()
+        await tasks.__aenter__()
+        self._tasks = tasks
         return self
 
     async def __aexit__(
@@ -451,8 +492,17 @@ class PluginManager:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        with anyio.CancelScope(shield=True):
-            await self.unload_all()
+        tasks, self._tasks = self._tasks, None
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.unload_all()
+        finally:
+            if tasks is not None:
+                # Only a run that ignored its cancellation can be left here. The
+                # block's own exception is not the tasks' business: it goes on as
+                # it is, never wrapped in a group.
+                tasks.cancel_scope.cancel()
+                await tasks.__aexit__(None, None, None)
 
 
 _IN_USE = frozenset({PluginState.LOADING, PluginState.ACTIVE, PluginState.STOPPING})

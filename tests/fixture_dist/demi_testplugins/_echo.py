@@ -51,5 +51,7 @@ class HangingEcho(HealthyEcho):
         type(self).hanging += 1
         try:
             await anyio.sleep_forever()
+            # anyio types sleep_forever as returning None; it never does.
+            raise AssertionError("anyio.sleep_forever returned")
         finally:
             type(self).released += 1

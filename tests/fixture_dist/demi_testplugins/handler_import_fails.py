@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import demi_testplugins_no_such_module  # noqa: F401
+import demi_testplugins_no_such_module  # type: ignore[import-not-found]  # noqa: F401  (the fault)
 
 
 async def handler(event: object) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import demi_testplugins_missing_dependency  # noqa: F401
+import demi_testplugins_missing_dependency  # type: ignore[import-not-found]  # noqa: F401 (the fault under test)
 
 from demi_testplugins._echo import HealthyEcho
 
