@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -53,7 +53,7 @@ async def running(
         inbox.close()
 
 
-def from_bot(command: str, *params: str) -> Any:
+def from_bot(command: str, *params: str) -> Callable[[Line], bool]:
     """A predicate: a line ``command`` from the bot whose first params are ``params``."""
     return lambda line: (
         line.nick == BOT
@@ -62,7 +62,9 @@ def from_bot(command: str, *params: str) -> Any:
     )
 
 
-async def wait(person: Person, match: Any, timeout: float = 20.0) -> Line:
+async def wait(
+    person: Person, match: Callable[[Line], bool], timeout: float = 20.0
+) -> Line:
     """:meth:`Person.expect` without blocking the event loop."""
     return await anyio.to_thread.run_sync(lambda: person.expect(match, timeout))
 
