@@ -20,6 +20,7 @@ from person import Line, Person
 from demi import DemiSettings, PlatformSettings
 from demi.conductor import Conductor
 from demi.handlers import echo
+from demi.supervision import Supervisor
 
 pytestmark = pytest.mark.anyio
 
@@ -30,6 +31,8 @@ def conductor_for(ircd: Ngircd, **overrides: object) -> Conductor:
     """One instance, ``chat``, of the installed ``irc`` driver; replies by echo."""
     spec = PlatformSettings(
         driver="irc",
+        backoff_initial=0.5,
+        backoff_max=2.0,
         config={
             "host": "127.0.0.1",
             "port": ircd.port,
@@ -134,3 +137,29 @@ async def test_a_wrong_password_is_fatal(tmp_path: Path) -> None:
     assert status.fatal is True, status
     assert "password" in str(status.error)
     assert "wrong" not in str(status.error)
+
+
+async def test_the_supervisor_brings_the_bot_back_after_the_server_restarts(
+    ircd: Ngircd, person: Person
+) -> None:
+    """ngircd stopped and started again: demi's supervisor reconnects the bot
+    through the restart policy (backoff), it rejoins on its own and answers again."""
+    async with conductor_for(ircd) as conductor, anyio.create_task_group() as group:
+        await group.start(Supervisor(conductor, interval=0.1).run)
+        await wait(person, bot("JOIN", "#demi"))
+        person.close()
+        await anyio.to_thread.run_sync(ircd.stop)
+        await anyio.sleep(1)  # demi notices the loss and backs off
+        await anyio.to_thread.run_sync(ircd.start)
+        back = await anyio.to_thread.run_sync(Person, ircd.port, "alice")
+        try:
+            if BOT not in await anyio.to_thread.run_sync(back.join, "#demi"):
+                await wait(back, bot("JOIN", "#demi"))
+            names = await anyio.to_thread.run_sync(back.names, "#demi")
+            back.say("#demi", "again")
+            reply = await wait(back, bot("PRIVMSG", "#demi"))
+        finally:
+            back.close()
+        group.cancel_scope.cancel()
+    assert names.count(BOT) == 1
+    assert reply.params[-1] == "again"
