@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -84,6 +85,41 @@ async def test_joins_and_turns_a_channel_message_into_an_event(
     assert first.conversation == "#demi"
     assert second.data["text"] == "hello again"
     assert first.event_id and second.event_id and first.event_id != second.event_id
+
+
+class JoinedAtStart:
+    """A task status that, the moment started() is called, asks the server (from
+    the person's connection, blocking on purpose) who is in each channel."""
+
+    def __init__(self, person: Person, channels: list[str]) -> None:
+        self.person = person
+        self.channels = channels
+        self.names: dict[str, list[str]] = {}
+        self.done = anyio.Event()
+
+    def started(self, value: object = None) -> None:
+        self.names = {c: self.person.names(c) for c in self.channels}
+        self.done.set()
+
+
+async def test_started_means_registered_and_in_every_channel(
+    ircd: Ngircd, person: Person, inbox: FakeInbox
+) -> None:
+    """task_status.started() comes only once the bot is in its channels, so demi
+    counts it ready (and health-checks it) only then."""
+    platform = IrcPlatform()
+    channels = ["#demi", "#other"]
+    assert await platform.initialize(config(ircd, channels=channels))
+    status = JoinedAtStart(person, channels)
+    async with anyio.create_task_group() as group:
+        group.start_soon(partial(platform.run, inbox, task_status=status))
+        with anyio.fail_after(20):
+            await status.done.wait()
+        health = await platform.health_check()
+        group.cancel_scope.cancel()
+    await platform.shutdown()
+    assert BOT in status.names["#demi"] and BOT in status.names["#other"]
+    assert health.is_healthy
 
 
 async def test_a_private_message_is_the_senders_conversation(
