@@ -53,6 +53,9 @@ def test_parse_reads_tags_prefix_and_trailing() -> None:
 
 def test_build_refuses_a_second_command_hidden_in_a_parameter() -> None:
     assert build("PRIVMSG", "#demi", "hi there") == b"PRIVMSG #demi :hi there\r\n"
+    assert build("PRIVMSG", "#demi", ":)") == b"PRIVMSG #demi ::)\r\n"
+    assert build("PRIVMSG", "#demi", "") == b"PRIVMSG #demi :\r\n"
+    assert build("CAP", "END") == b"CAP END\r\n"
     with pytest.raises(ValueError, match="CR, LF"):
         build("PRIVMSG", "#demi", "hi\r\nQUIT")
     with pytest.raises(ValueError, match="middle"):

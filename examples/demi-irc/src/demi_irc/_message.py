@@ -51,7 +51,11 @@ def parse(line: str) -> Message:
 
 
 def build(command: str, *params: str) -> bytes:
-    """One line to send, CR LF included; the last parameter is sent as trailing.
+    """One line to send, CR LF included.
+
+    The last parameter is sent as trailing (``:`` first) only when it must be: it
+    is empty, holds a space or starts with ``:``; servers parse both forms alike,
+    and ``CAP END`` reads better than ``CAP :END``.
 
     :raises ValueError: a parameter holds CR, LF or NUL (it would inject a second
         command), or a middle parameter holds a space or is empty.
@@ -62,9 +66,9 @@ def build(command: str, *params: str) -> bytes:
     for param in params[:-1]:
         if not param or " " in param or param.startswith(":"):
             raise ValueError(f"{param!r} is not a valid middle IRC parameter")
-    parts = [command, *params[:-1]]
-    if params:
-        parts.append(":" + params[-1])
+    parts = [command, *params]
+    if params and (not params[-1] or " " in params[-1] or params[-1][0] == ":"):
+        parts[-1] = ":" + params[-1]
     return (" ".join(parts) + "\r\n").encode()
 
 
