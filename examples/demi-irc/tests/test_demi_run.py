@@ -107,11 +107,16 @@ def bot(command: str, *params: str) -> Callable[[Line], bool]:
 
 
 def joined(person: Person, running: Running) -> Line:
-    """Wait until the bot joins #demi; say why not if demi died."""
-    try:
-        return person.expect(bot("JOIN", "#demi"), JOIN_DEADLINE)
-    except AssertionError:
-        pytest.fail(f"the bot never joined #demi:\n{running.output()}")
+    """Wait until the bot joins #demi; fail at once if demi exited or gave up."""
+    deadline = time.monotonic() + JOIN_DEADLINE
+    while time.monotonic() < deadline:
+        try:
+            return person.expect(bot("JOIN", "#demi"), 1.0)
+        except AssertionError:
+            output = running.output()
+            if running.process.poll() is not None or "it stays failed" in output:
+                break
+    pytest.fail(f"the bot never joined #demi:\n{running.output()}")
 
 
 def echoed(person: Person, target: str, text: str) -> Line:
