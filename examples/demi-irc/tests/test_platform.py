@@ -187,6 +187,20 @@ async def test_long_text_is_split_within_the_line_limit(
     assert max(len(line.raw) for line in lines) > 400  # not cut needlessly short
 
 
+async def test_concurrent_replies_are_not_interleaved(
+    ircd: Ngircd, person: Person
+) -> None:
+    """Two handlers answering at once: each reply's lines arrive together."""
+    async with running(ircd) as (platform, _):
+        async with anyio.create_task_group() as group:
+            for letter in "ab":
+                request = {"text": letter * 1500, "conversation": "alice"}
+                group.start_soon(platform.handle_request, request)
+        lines = [await wait(person, from_bot("PRIVMSG", "alice")) for _ in range(8)]
+    letters = "".join(line.params[-1][0] for line in lines)
+    assert letters in ("aaaabbbb", "bbbbaaaa"), letters
+
+
 async def test_a_conversation_cannot_inject_a_command(
     ircd: Ngircd, person: Person
 ) -> None:

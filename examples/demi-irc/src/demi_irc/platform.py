@@ -81,6 +81,8 @@ class IrcPlatform(BasePlatform):
         #: Our ``nick!user@host`` as the server relays it (from our JOIN echo).
         self._mask: str | None = None
         self._ids = itertools.count(1)
+        # One reply's lines go out together, not interleaved with another's.
+        self._reply_lock = anyio.Lock()
         self._session = uuid.uuid4().hex[:12]
 
     async def initialize(self, config: Mapping[str, Any]) -> bool:
@@ -109,7 +111,7 @@ class IrcPlatform(BasePlatform):
         except OSError as err:
             reason = err.strerror or type(err).__name__
             raise IrcConnectionError(
-                f"{self.name}: cannot connect to {config.host}:{config.port}: {reason}"
+                f"cannot connect to {config.host}:{config.port}: {reason}"
             ) from err
         self._conn = conn
         self._session = uuid.uuid4().hex[:12]
@@ -129,7 +131,7 @@ class IrcPlatform(BasePlatform):
             raise
         except Closed as err:
             await self._forget(conn)
-            raise IrcConnectionError(f"{self.name}: {err}") from err
+            raise IrcConnectionError(str(err)) from err
         except BaseException:
             await self._forget(conn)
             raise
@@ -159,8 +161,9 @@ class IrcPlatform(BasePlatform):
             raise PlatformRequestError(self.name, f"{self.name}: not connected")
         pieces = split_text(text, privmsg_budget(self._mask, self._nick, target))
         try:
-            for piece in pieces:
-                await conn.send("PRIVMSG", target, piece)
+            async with self._reply_lock:
+                for piece in pieces:
+                    await conn.send("PRIVMSG", target, piece)
         except Closed as err:
             raise PlatformRequestError(self.name, f"{self.name}: {err}") from err
         return {"sent": len(pieces)}
@@ -186,9 +189,7 @@ class IrcPlatform(BasePlatform):
             except Closed as err:
                 # ngircd answers a bad PASS with ERROR alone, not with 464.
                 if config.password is not None and "password" in str(err).lower():
-                    raise PlatformFatalError(
-                        f"{self.name}: {FATAL_REPLIES['464']}"
-                    ) from None
+                    raise PlatformFatalError(FATAL_REPLIES["464"]) from None
                 raise
             if message.command == "001":
                 self._nick = message.params[0] if message.params else config.nick
@@ -231,7 +232,7 @@ class IrcPlatform(BasePlatform):
                 reason = message.params[0] if message.params else "no reason"
                 raise Closed(f"the server closed the link: {reason}")
             elif command in FATAL_REPLIES:
-                raise PlatformFatalError(f"{self.name}: {FATAL_REPLIES[command]}")
+                raise PlatformFatalError(FATAL_REPLIES[command])
             elif command in TRANSIENT_REPLIES:
                 raise Closed(TRANSIENT_REPLIES[command])
             else:
@@ -294,5 +295,5 @@ class IrcPlatform(BasePlatform):
 
     def _require_config(self) -> IrcConfig:
         if self._config is None:
-            raise PlatformFatalError(f"{self.name}: run() before initialize()")
+            raise PlatformFatalError("run() was called before initialize()")
         return self._config
