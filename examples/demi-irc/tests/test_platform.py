@@ -122,6 +122,17 @@ async def test_started_means_registered_and_in_every_channel(
     assert health.is_healthy
 
 
+async def test_a_kicked_bot_joins_again(ircd: Ngircd, person: Person) -> None:
+    """Alice joined #demi first, so she is its operator and may kick the bot."""
+    async with running(ircd) as (_, inbox):
+        await wait(person, from_bot("JOIN", "#demi"))
+        person.send(f"KICK #demi {BOT} :out")
+        await wait(person, from_bot("JOIN", "#demi"))
+        person.say("#demi", "welcome back")
+        event = await inbox.next()
+    assert event.data["text"] == "welcome back"
+
+
 async def test_a_private_message_is_the_senders_conversation(
     ircd: Ngircd, person: Person
 ) -> None:

@@ -72,6 +72,8 @@ class IrcPlatform(BasePlatform):
     config_model = IrcConfig
     #: One nick, one connection: a restart stops the old bot before the new one joins.
     exclusive = True
+    #: Built on anyio streams, not an asyncio-only IRC library: every backend.
+    supported_backends = None
 
     def __init__(self) -> None:
         self._config: IrcConfig | None = None
