@@ -244,7 +244,6 @@ async def call(
     method: str,
     *args: Any,
     timeout: float,
-    deadline: float | None = None,
     owner: str | None = None,
     threads: ThreadBudget | None = None,
     scope: anyio.CancelScope | None = None,
@@ -256,9 +255,6 @@ async def call(
     ``threads`` and abandoned if it outlives the timeout, so a stuck platform never
     holds up the event loop. Cancellation from outside propagates unchanged.
 
-    :param deadline: when the call must have finished, on the event loop's clock
-        (``timeout`` seconds from now when ``None``), for a bound that began
-        before the call; ``timeout`` is then only what a TimeoutError says.
     :param owner: the platform's name in logs and in the loop's time accounting.
     :param scope: a cancel scope of the caller's to run the call in (shielded, or
         kept to cancel it from elsewhere); its deadline is set here.
@@ -269,8 +265,9 @@ async def call(
     :raises Exception: whatever else the plugin raised.
     """
     name = owner or platform.name
-    if deadline is None:
-        deadline = anyio.current_time() + timeout
+    now = anyio.current_time()
+    deadline = now + timeout
+    began = time.perf_counter()
     if scope is None:
         scope = anyio.CancelScope(deadline=deadline)
     else:
@@ -302,7 +299,9 @@ async def call(
                 raise PluginRaised(err) from err
     finally:
         _DEADLINES.pop(scope, None)
-    if scope.cancel_called or anyio.current_time() > scope.deadline:
+    # A result that comes after the deadline is a timeout. The deadline may have
+    # moved on (time another platform stole); the elapsed time is on a cheap clock.
+    if scope.cancel_called or now + time.perf_counter() - began > scope.deadline:
         raise TimeoutError(f"{method} did not finish within {timeout:g}s")
     return result
 
