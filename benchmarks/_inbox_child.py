@@ -204,18 +204,31 @@ def inbox(spec: dict[str, Any]) -> dict[str, Any]:
                         group.start_soon(work, key, event)
         return state.elapsed()
 
-    async def floor_trip() -> tuple[float, float]:
+    async def floor_trip(bounded: bool = False) -> tuple[float, float]:
+        """The round trip by hand; ``bounded`` puts the handler and the reply each
+        under ``fail_after``, as demi's handler and request timeouts do."""
         nonlocal state
         state = _State()
         platform = Listener()
         send, receive = anyio.create_memory_object_stream[Any](CAPACITY)
+        handler_timeout, request_timeout = (
+            settings.handler_timeout,
+            settings.request_timeout,
+        )
 
         async def serve() -> None:
             async with receive:
                 async for event in receive:
-                    reply = await echo(event)
+                    if not bounded:
+                        reply = await echo(event)
+                        if reply is not None:
+                            await platform.handle_request(reply)
+                        continue
+                    with anyio.fail_after(handler_timeout):
+                        reply = await echo(event)
                     if reply is not None:
-                        await platform.handle_request(reply)
+                        with anyio.fail_after(request_timeout):
+                            await platform.handle_request(reply)
 
         gc.collect()
         async with anyio.create_task_group() as group:
@@ -229,6 +242,9 @@ def inbox(spec: dict[str, Any]) -> dict[str, Any]:
                 state.end = (perf(), cpu())
         return state.elapsed(per=len(trip_events), scale=1e6)
 
+    async def floor_trip_bounded() -> tuple[float, float]:
+        return await floor_trip(bounded=True)
+
     out: dict[str, Any] = {}
 
     async def main() -> None:
@@ -237,7 +253,8 @@ def inbox(spec: dict[str, Any]) -> dict[str, Any]:
             {"demi": demi_flood, "floor": floor_flood}, repeats
         )
         out["trip"] = await _interleaved(
-            {"demi": demi_trip, "floor": floor_trip}, repeats
+            {"demi": demi_trip, "floor": floor_trip, "bounded": floor_trip_bounded},
+            repeats,
         )
 
     anyio.run(main, backend=spec["backend"])

@@ -515,16 +515,20 @@ def inbound(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
             result.checks.append(check)
         trip = out["trip"]
         for metric, unit in (("wall", "wall"), ("cpu", "CPU")):
-            result.checks.append(
-                compare(
-                    "8",
-                    f"{backend} round trip send -> handle_request, {unit} "
-                    "(us per message, info)",
-                    ("demi Conductor, echo handler", trip[metric]["demi"]),
-                    ("stream + direct call floor", trip[metric]["floor"]),
-                    target=None,
+            for floor, name in (
+                ("floor", "stream + direct call floor"),
+                ("bounded", "same, handler and reply under fail_after"),
+            ):
+                result.checks.append(
+                    compare(
+                        "8",
+                        f"{backend} round trip send -> handle_request, {unit} "
+                        "(us per message, info)",
+                        ("demi Conductor, echo handler", trip[metric]["demi"]),
+                        (name, trip[metric][floor]),
+                        target=None,
+                    )
                 )
-            )
         result.data[backend] = out
     return result
 
