@@ -519,6 +519,25 @@ def memory(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def inbox(spec: dict[str, Any]) -> dict[str, Any]:
+    """Case 8: inbound events through demi's inbox vs the anyio floor.
+
+    It lives in ``_inbox_child.py`` beside this file, loaded from there: the
+    child's ``sys.path`` holds only what the benchmark chose, not this directory.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    where = Path(__file__).with_name("_inbox_child.py")
+    found = importlib.util.spec_from_file_location("_inbox_child", where)
+    if found is None or found.loader is None:
+        raise ImportError(f"cannot load {where}")
+    module = importlib.util.module_from_spec(found)
+    found.loader.exec_module(module)
+    result: dict[str, Any] = module.inbox(spec)
+    return result
+
+
 MODES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "discovery": discovery,
     "load_one": load_one,
@@ -526,6 +545,7 @@ MODES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "dispatch": dispatch,
     "lifecycle": lifecycle,
     "memory": memory,
+    "inbox": inbox,
 }
 
 

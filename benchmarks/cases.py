@@ -1,4 +1,4 @@
-"""The seven cases of issue 6, each comparing demi with what a user would write by hand.
+"""The cases of issue 6 (1 to 7) and issue 10 (8), each comparing demi with what a user would write by hand.
 
 Every case returns a :class:`CaseResult`: the checks for the table (ratio of medians
 against a target) and the raw samples for the JSON. Modes are interleaved: each round
@@ -475,6 +475,64 @@ def startup(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
     return result
 
 
+# -- 8 ------------------------------------------------------------------------
+
+
+def inbound(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
+    """Case 8: events from a platform's ``run`` through demi's inbox to a handler
+    that does nothing, vs a memory object stream feeding a task group; and the
+    round trip of one message through handler and reply."""
+    events = plan.size(100_000)
+    trips = plan.size(2000)
+    result = CaseResult(
+        "8",
+        f"inbound: {events} events, platform run -> inbox -> handler vs "
+        "memory stream + task group; one-message round trip",
+    )
+    reps = plan.reps(9)
+    for backend in BACKENDS:
+        log(f"case 8: {backend}, {events} events, {trips} round trips, {reps} rounds")
+        spec = {
+            "mode": "inbox",
+            "path": sandbox.path(),
+            "backend": backend,
+            "events": events,
+            "round_trips": trips,
+            "repeats": reps,
+        }
+        out, _ = sandbox.run_child(spec)
+        flood = out["flood"]
+        for metric, unit in (("wall", "wall"), ("cpu", "CPU")):
+            check = compare(
+                "8",
+                f"{backend} {events} events, 1st send to last handled, {unit} (ms)",
+                ("demi Conductor inbox", flood[metric]["demi"]),
+                ("memory stream floor", flood[metric]["floor"]),
+                target=1.3,
+            )
+            rate = events / summarize(flood[metric]["demi"]).median * 1000
+            check.note = f"demi: {rate:,.0f} events/s"
+            result.checks.append(check)
+        trip = out["trip"]
+        for metric, unit in (("wall", "wall"), ("cpu", "CPU")):
+            for floor, name in (
+                ("floor", "stream + direct call floor"),
+                ("bounded", "same, handler and reply under fail_after"),
+            ):
+                result.checks.append(
+                    compare(
+                        "8",
+                        f"{backend} round trip send -> handle_request, {unit} "
+                        "(us per message, info)",
+                        ("demi Conductor, echo handler", trip[metric]["demi"]),
+                        (name, trip[metric][floor]),
+                        target=None,
+                    )
+                )
+        result.data[backend] = out
+    return result
+
+
 CASES: dict[str, Callable[[Sandbox, Plan, Log], CaseResult]] = {
     "1": discovery,
     "2": load_one,
@@ -483,4 +541,5 @@ CASES: dict[str, Callable[[Sandbox, Plan, Log], CaseResult]] = {
     "5": lifecycle,
     "6": memory,
     "7": startup,
+    "8": inbound,
 }
