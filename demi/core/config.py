@@ -293,8 +293,18 @@ def reload_settings(current: DemiSettings) -> DemiSettings:
     if path is not None:
         if path.is_dir():
             raise ConfigError(f"config file {str(path)!r} is a directory")
-        if not path.exists():
-            raise ConfigError(f"config file {str(path)!r} is gone")
+        try:
+            path.stat()
+        except FileNotFoundError:
+            if not path.is_symlink():
+                raise ConfigError(f"config file {str(path)!r} is gone") from None
+            raise ConfigError(
+                f"config file {str(path)!r} cannot be read: it is a dangling link"
+            ) from None
+        except OSError as err:  # a link loop, a path that is not a folder, ...
+            raise ConfigError(
+                f"config file {str(path)!r} cannot be read: {err.strerror}"
+            ) from None
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} is not a regular file")
     return _build(path, current._overrides)
