@@ -193,7 +193,7 @@ class Conductor(AsyncContextManagerMixin):
         try:
             await self.manager.load_plugin(
                 spec.driver, spec.config, instance=route.key, label=instance,
-                inbox=route.inbox,
+                inbox=route.inbox, isolation=spec.isolation,
             )  # fmt: skip
         except DemiError as err:
             LOG.error(

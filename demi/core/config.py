@@ -120,6 +120,14 @@ class PlatformSettings(BaseModel):
     #: platform counts as stably healthy and its restart count starts again from
     #: zero.
     restart_window: Seconds = 60.0
+    #: Where the platform runs: ``"inproc"`` in demi's own process, or ``"process"``
+    #: in a child process of the same interpreter that imports only its driver, so
+    #: that a crash, a blocked loop or a swallowed cancellation ends the child, not
+    #: demi (see demi.isolation).
+    isolation: Literal["inproc", "process"] = "inproc"
+    #: For ``isolation = "process"``: the child's memory (resident set) in MiB
+    #: above which it is ended and restarted; ``None`` for no limit.
+    memory_limit_mb: PositiveInt | None = None
 
 
 def _default_platforms() -> dict[str, PlatformSettings]:

@@ -1,0 +1,325 @@
+"""The conductor's side of an isolated platform: :class:`ProcessPlatform`.
+
+To the manager it is an ordinary platform that listens: ``initialize`` starts the
+child and forwards the configuration; its ``run`` (started by the manager once
+``initialize`` succeeded) reads the child's messages, so a child that dies is noticed
+at once, as a lost connection: every request in flight fails with
+:class:`~demi.PlatformUnavailableError`, and the instance fails with the reason
+("process exited: killed by signal 11 (SIGSEGV)") for the supervisor to restart.
+
+A call that outlives its deadline sends ``cancel``; a child that does not answer it
+within :data:`CANCEL_GRACE` (its loop is blocked, or the platform swallows
+cancellation) is killed with its whole process group.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import signal
+import socket
+import sys
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import anyio
+from anyio.abc import Process, TaskStatus, UNIXSocketStream
+
+from ..core.logger import get_logger
+from ..exceptions import PlatformRequestError, PlatformUnavailableError
+from ..platforms.base import BasePlatform, PluginHealth
+from ._wire import Channel, Message, WireError
+
+__all__ = ["CANCEL_GRACE", "ProcessPlatform", "process_platform"]
+
+LOG = get_logger(__name__)
+
+#: Seconds a child has to answer a cancellation before it is killed.
+CANCEL_GRACE = 1.0
+#: Seconds between SIGTERM and SIGKILL when a child is stopped.
+TERM_GRACE = 2.0
+
+_GONE = (
+    anyio.EndOfStream,
+    anyio.IncompleteRead,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    OSError,
+)
+
+
+def process_platform(namespace: str, driver: str) -> type[ProcessPlatform]:
+    """The class that runs ``driver`` of ``namespace`` in a child process."""
+    return type(
+        f"ProcessPlatform[{driver}]",
+        (ProcessPlatform,),
+        {"namespace": namespace, "driver": driver},
+    )
+
+
+class _Pending:
+    __slots__ = ("done", "reply")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.reply: Message | BaseException | None = None
+
+
+class ProcessPlatform(BasePlatform):
+    """Forwards the platform contract to a child process (build one with
+    :func:`process_platform`)."""
+
+    namespace: ClassVar[str] = "demi.platforms"
+    driver: ClassVar[str] = ""
+    # Restarting one never has to wait for the old child to stop.
+    exclusive: ClassVar[bool | None] = False
+
+    def __init__(self) -> None:
+        self._process: Process | None = None
+        self._channel: Channel | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._reading = False
+        self._gone: str | None = None
+        #: The child's pid and its driver's version, from its hello.
+        self.pid: int | None = None
+        self.version: str | None = None
+
+    # -- the contract ---------------------------------------------------------
+
+    async def initialize(self, config: Mapping[str, Any]) -> bool:
+        """Start the child, wait for its hello, forward ``initialize``."""
+        try:
+            await self._spawn()
+            result = await self._request("initialize", {"config": dict(config)})
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._kill()
+            raise
+        return bool(result is True)
+
+    async def run(
+        self, inbox: Any, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Read the child's messages until it goes away; then raise why."""
+        channel = self._channel
+        if channel is None:
+            raise PlatformUnavailableError(self.name, self._why("never started"))
+        self._reading = True
+        task_status.started()
+        try:
+            while True:
+                try:
+                    message = await channel.receive()
+                except (*_GONE, WireError):
+                    break
+                self._take(message)
+        finally:
+            self._reading = False
+        reason = await self._reason()
+        self._fail_pending(reason)
+        raise PlatformUnavailableError(self.name, reason)
+
+    async def health_check(self) -> PluginHealth:
+        """The child's own verdict."""
+        result = await self._request("health_check", {})
+        return PluginHealth(status=result["status"], error_message=result["error"])
+
+    async def handle_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """The child's answer to ``request``."""
+        answer: dict[str, Any] = await self._request(
+            "handle_request", {"request": request}
+        )
+        return answer
+
+    async def shutdown(self) -> None:
+        """``shutdown`` in the child (bounded by the caller), then SIGTERM, then
+        SIGKILL of its process group."""
+        try:
+            if self._process is not None and self._process.returncode is None:
+                await self._request("shutdown", {})
+        except (PlatformRequestError, TimeoutError):
+            pass
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._stop()
+
+    # -- calls ----------------------------------------------------------------
+
+    async def _request(self, method: str, params: dict[str, Any]) -> Any:
+        channel = self._channel
+        if channel is None or self._gone is not None:
+            raise PlatformUnavailableError(self.name, self._why("not running"))
+        deadline = anyio.current_effective_deadline()
+        if math.isfinite(deadline):
+            params["timeout"] = max(deadline - anyio.current_time(), 0.001)
+        ident = next(self._ids)
+        pending = self._pending[ident] = _Pending()
+        try:
+            try:
+                await channel.send(Message("req", ident, method, params))
+            except WireError as err:
+                raise PlatformRequestError(
+                    self.name, f"platform {self.name!r}: the {method} call {err}"
+                ) from None
+            except _GONE:
+                raise PlatformUnavailableError(self.name, self._why("gone")) from None
+            try:
+                if self._reading:
+                    await pending.done.wait()
+                else:
+                    await self._read_until(pending)
+            except anyio.get_cancelled_exc_class():
+                with anyio.CancelScope(shield=True):
+                    await self._cancel(ident, pending)
+                raise
+        finally:
+            self._pending.pop(ident, None)
+        return self._result(method, pending.reply)
+
+    async def _read_until(self, pending: _Pending) -> None:
+        """Without a reader (before run, after it): read here until answered."""
+        assert self._channel is not None
+        while not pending.done.is_set():
+            try:
+                message = await self._channel.receive()
+            except (*_GONE, WireError):
+                self._fail_pending(await self._reason())
+                return
+            self._take(message)
+
+    async def _cancel(self, ident: int, pending: _Pending) -> None:
+        if self._channel is None or self._gone is not None:
+            return
+        try:
+            await self._channel.send(Message("cancel", ident))
+            with anyio.move_on_after(CANCEL_GRACE):
+                if self._reading:
+                    await pending.done.wait()
+                else:
+                    await self._read_until(pending)
+        except _GONE:
+            return
+        if not pending.done.is_set():
+            LOG.warning(
+                "platform %s did not answer a cancellation within %gs "
+                "(its loop is blocked or it ignores cancellation): killing its process",
+                self.name,
+                CANCEL_GRACE,
+            )
+            await self._kill()
+
+    def _take(self, message: Message) -> None:
+        if message.t == "log":
+            params = message.params if isinstance(message.params, dict) else {}
+            get_logger(f"demi.platform.{self.name}").log(
+                int(params.get("level", 20)), "%s", params.get("text", "")
+            )
+            return
+        pending = self._pending.get(message.id)
+        if pending is not None and message.t in ("ok", "err"):
+            pending.reply = message
+            pending.done.set()
+
+    def _result(self, method: str, reply: Message | BaseException | None) -> Any:
+        if isinstance(reply, BaseException):
+            raise reply
+        if reply is None:
+            raise PlatformUnavailableError(self.name, self._why("no answer"))
+        if reply.t == "ok":
+            return reply.params
+        error = reply.params if isinstance(reply.params, dict) else {}
+        text = str(error.get("text", ""))
+        if error.get("kind") == "timeout":
+            raise TimeoutError(text)
+        raise PlatformRequestError(self.name, f"{method} in the child: {text}")
+
+    def _fail_pending(self, reason: str) -> None:
+        for pending in self._pending.values():
+            if not pending.done.is_set():
+                pending.reply = PlatformUnavailableError(self.name, reason)
+                pending.done.set()
+
+    # -- the child ------------------------------------------------------------
+
+    async def _spawn(self) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            command = [
+                sys.executable, "-m", "demi.isolation.host",
+                self.namespace, self.driver, str(theirs.fileno()), self.name,
+            ]  # fmt: skip
+            self._process = await anyio.open_process(
+                command, pass_fds=(theirs.fileno(),), start_new_session=True,
+                stdin=None, stdout=2, stderr=None,
+            )  # fmt: skip
+        finally:
+            theirs.close()
+        self._channel = Channel(await UNIXSocketStream.from_socket(ours))
+        try:
+            hello = await self._channel.receive()
+        except (*_GONE, WireError):
+            raise PlatformUnavailableError(
+                self.name, await self._reason(" before it said hello")
+            ) from None
+        params = hello.params if isinstance(hello.params, dict) else {}
+        self.pid, self.version = params.get("pid"), params.get("version")
+
+    async def _reason(self, when: str = "") -> str:
+        """Why the child went away (it is killed if it lingers)."""
+        if self._gone is None:
+            process = self._process
+            code = None
+            if process is not None:
+                with anyio.move_on_after(TERM_GRACE, shield=True):
+                    code = await process.wait()
+                if code is None:
+                    await self._kill()
+                    code = process.returncode
+            self._gone = f"process exited{when}: {_describe_exit(code)}"
+        return self._gone
+
+    def _why(self, fallback: str) -> str:
+        reason = self._gone or fallback
+        return f"platform {self.name!r} is unavailable: {reason}"
+
+    async def _kill(self) -> None:
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        _signal_group(process.pid, signal.SIGKILL)
+        with anyio.move_on_after(TERM_GRACE):
+            await process.wait()
+
+    async def _stop(self) -> None:
+        process, channel = self._process, self._channel
+        if channel is not None:
+            await channel.aclose()
+        if process is None:
+            return
+        if process.returncode is None:
+            _signal_group(process.pid, signal.SIGTERM)
+            with anyio.move_on_after(TERM_GRACE):
+                await process.wait()
+        await self._kill()
+        self._gone = self._gone or "stopped"
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "it did not end"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "unknown"
+        return f"killed by signal {-code} ({name})"
+    return f"exit code {code}"

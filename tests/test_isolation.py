@@ -1,0 +1,273 @@
+"""Process isolation (issue 11): a platform with ``isolation = "process"`` runs in a
+child process; one that segfaults, exits, blocks its loop or swallows cancellation
+fails alone, with a reason a person can read, and is restarted, while an in-process
+platform beside it keeps answering. The hostile platforms are real installed entry
+points (tests/fixture_dist, iso_*)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from pydantic import ValidationError
+
+from demi import DemiSettings, PluginState
+from demi.conductor import Conductor
+from demi.core.config import PlatformSettings
+from demi.exceptions import PlatformRequestError, PlatformTimeoutError
+from demi.isolation._proxy import ProcessPlatform
+from demi.isolation._wire import MAX_FRAME, Message, WireError, decode, encode
+from demi.supervision import Supervisor
+
+DEMI = Path(sys.executable).with_name("demi")
+
+
+# -- configuration ----------------------------------------------------------
+
+
+def test_isolation_is_inproc_unless_configured() -> None:
+    spec = PlatformSettings(driver="echo")
+    assert (spec.isolation, spec.memory_limit_mb) == ("inproc", None)
+
+
+def test_isolation_and_memory_limit_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DEMI_PLATFORMS__CHAT__DRIVER", "echo")
+    monkeypatch.setenv("DEMI_PLATFORMS__CHAT__ISOLATION", "process")
+    monkeypatch.setenv("DEMI_PLATFORMS__CHAT__MEMORY_LIMIT_MB", "256")
+    spec = DemiSettings().platforms["chat"]
+    assert (spec.isolation, spec.memory_limit_mb) == ("process", 256)
+
+
+@pytest.mark.parametrize("values", [{"isolation": "thread"}, {"memory_limit_mb": 0}])
+def test_isolation_settings_are_checked(values: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        PlatformSettings(driver="echo", **values)
+
+
+# -- the wire ---------------------------------------------------------------
+
+
+def test_a_message_crosses_the_wire_unchanged() -> None:
+    message = Message("req", 7, "handle_request", {"request": {"text": "hé", "n": 1.5}})
+    frame = encode(message)
+    assert int.from_bytes(frame[:4], "big") == len(frame) - 4
+    assert decode(frame[4:]) == message
+
+
+@pytest.mark.parametrize(
+    ("params", "why"),
+    [({"s": object()}, "cannot be encoded"), ("x" * MAX_FRAME, "over the")],
+)
+def test_what_the_codec_cannot_carry_is_a_wire_error(params: Any, why: str) -> None:
+    with pytest.raises(WireError, match=why):
+        encode(Message("ok", 1, params=params))
+
+
+def test_a_garbled_frame_is_a_wire_error() -> None:
+    with pytest.raises(WireError, match="garbled"):
+        decode(b"\xc1not msgpack")
+
+
+# -- a conductor with isolated platforms -------------------------------------
+
+
+def spec(driver: str, **values: Any) -> PlatformSettings:
+    """An instance with tiny backoffs."""
+    return PlatformSettings(
+        driver=driver, backoff_initial=0.01, backoff_max=0.02, **values
+    )
+
+
+def conductor_of(**platforms: PlatformSettings) -> Conductor:
+    """A conductor over the installed entry points, rounds a minute apart."""
+    settings = DemiSettings(
+        health_interval=60, health_timeout=2, stop_timeout=10, request_timeout=1,
+        platforms=platforms,
+    )  # fmt: skip
+    return Conductor(settings)
+
+
+@asynccontextmanager
+async def supervised(conductor: Conductor) -> AsyncIterator[Supervisor]:
+    """Run ``conductor`` under a supervisor."""
+    supervisor = Supervisor(conductor, rng=lambda: 1.0)
+    async with conductor, anyio.create_task_group() as group:
+        await group.start(supervisor.run)
+        yield supervisor
+        group.cancel_scope.cancel()
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Poll ``condition`` until it holds (bounded)."""
+    with anyio.fail_after(timeout):
+        while not condition():  # noqa: ASYNC110 (plain state: polling is the point)
+            await anyio.sleep(0.02)
+
+
+def child_of(conductor: Conductor, instance: str) -> ProcessPlatform:
+    """The proxy behind ``instance``."""
+    route = conductor._routes[instance]
+    platform = conductor.manager.get_plugin(route.key)
+    assert isinstance(platform, ProcessPlatform)
+    return platform
+
+
+def command_line(pid: int) -> str:
+    """The command line of ``pid``, read from /proc."""
+    return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def test_a_process_isolated_echo_answers_from_its_own_process() -> None:
+    async with conductor_of(chat=spec("good", isolation="process")) as conductor:
+        assert await conductor.dispatch("chat", {"text": "hi"}) == {"text": "hi"}
+        proxy = child_of(conductor, "chat")
+        assert proxy.pid is not None and proxy.pid != os.getpid()
+        assert alive(proxy.pid)
+        assert proxy.version == "1.0.0"  # demi-testplugins
+        assert "demi.isolation.host" in command_line(proxy.pid)
+        health = await conductor.manager.health_check(conductor._routes["chat"].key)
+        assert health.is_healthy
+        pid = proxy.pid
+    await eventually(lambda: not alive(pid), timeout=10)
+
+
+async def test_a_raising_platform_is_a_request_error_naming_it() -> None:
+    async with conductor_of(chat=spec("request_raises", isolation="process")) as c:
+        with pytest.raises(PlatformRequestError, match="'chat'") as caught:
+            await c.dispatch("chat", {"text": "hi"})
+        assert "ValueError: cannot handle that request" in str(caught.value)
+        assert c.instances()[0].state is PluginState.ACTIVE
+
+
+async def test_a_request_the_codec_cannot_carry_is_a_request_error() -> None:
+    async with conductor_of(chat=spec("good", isolation="process")) as conductor:
+        with pytest.raises(PlatformRequestError, match="'chat'.*cannot be encoded"):
+            await conductor.dispatch("chat", {"tag": object()})
+        assert await conductor.dispatch("chat", {"text": "ok"}) == {"text": "ok"}
+
+
+async def test_a_reply_the_codec_cannot_carry_is_a_request_error() -> None:
+    async with conductor_of(chat=spec("reply_object", isolation="process")) as c:
+        with pytest.raises(PlatformRequestError, match="'chat'.*cannot be encoded"):
+            await c.dispatch("chat", {"text": "hi"})
+        assert c.instances()[0].state is PluginState.ACTIVE
+
+
+HOSTILE = {
+    "iso_segfaults": (PlatformRequestError, "killed by signal 11 (SIGSEGV)"),
+    "iso_exits": (PlatformRequestError, "exit code 3"),
+    "iso_blocks_loop": (PlatformTimeoutError, "killed by signal 9 (SIGKILL)"),
+    "iso_swallows_cancel": (PlatformTimeoutError, "killed by signal 9 (SIGKILL)"),
+}
+
+
+@pytest.mark.parametrize("driver", list(HOSTILE))
+async def test_a_hostile_child_fails_alone_and_is_restarted(driver: str) -> None:
+    """The fault fails the culprit's request fast (a crash at once, a hang at its
+    timeout plus the cancel grace), the instance fails with the reason, the
+    supervisor starts a new child, and the in-process echo beside it never misses a
+    beat."""
+    error, reason = HOSTILE[driver]
+    conductor = conductor_of(bad=spec(driver, isolation="process"), calm=spec("good"))
+    failures: list[str] = []
+    conductor.manager.subscribe(
+        lambda change: (
+            failures.append(change.reason or "")
+            if change.target is PluginState.FAILED and change.name == "bad"
+            else None
+        )
+    )
+    async with supervised(conductor) as supervisor:
+        first = child_of(conductor, "bad").pid
+        slowest = 0.0
+        fault_done = anyio.Event()
+
+        async def keep_asking() -> None:
+            nonlocal slowest
+            while not fault_done.is_set():
+                began = time.monotonic()
+                assert await conductor.dispatch("calm", {"n": 1}) == {"n": 1}
+                slowest = max(slowest, time.monotonic() - began)
+                await anyio.sleep(0.01)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(keep_asking)
+            began = time.monotonic()
+            with pytest.raises(error):
+                await conductor.dispatch("bad", {"fault": True})
+            took = time.monotonic() - began
+            fault_done.set()
+        assert took < 5  # request_timeout 1 s, cancel grace 1 s, and a margin
+        assert slowest < 0.5  # the conductor's loop was never held
+
+        await eventually(lambda: supervisor.record("bad").restarts >= 1)
+        assert any(reason in why for why in failures), failures
+        await eventually(lambda: conductor.instances()[0].state is PluginState.ACTIVE)
+        assert await conductor.dispatch("bad", {"text": "back"}) == {"text": "back"}
+        assert child_of(conductor, "bad").pid != first
+        assert first is not None and not alive(first)
+
+
+def _children(parent: int) -> list[int]:
+    """The pids whose parent is ``parent``, read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_no_child_outlives_a_sigkilled_demi_run(tmp_path: Path, backend: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    env["DEMI_BACKEND"] = backend
+    for name in ("one", "two", "three"):
+        env[f"DEMI_PLATFORMS__{name.upper()}__DRIVER"] = "good"
+        env[f"DEMI_PLATFORMS__{name.upper()}__ISOLATION"] = "process"
+    log = tmp_path / "run.log"
+    with log.open("wb") as sink:
+        demi = subprocess.Popen(
+            [str(DEMI), "run"], cwd=tmp_path, env=env, stdout=sink,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while len(children := _children(demi.pid)) < 3:
+            assert demi.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        while log.read_text().count("-> active") < 3:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+    finally:
+        demi.kill()
+        demi.wait()
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in children):
+        assert time.monotonic() < deadline, f"children left: {children}"
+        time.sleep(0.05)
