@@ -194,6 +194,7 @@ class Conductor(AsyncContextManagerMixin):
             await self.manager.load_plugin(
                 spec.driver, spec.config, instance=route.key, label=instance,
                 inbox=route.inbox, isolation=spec.isolation,
+                memory_limit_mb=spec.memory_limit_mb,
             )  # fmt: skip
         except DemiError as err:
             LOG.error(

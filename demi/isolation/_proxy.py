@@ -15,6 +15,7 @@ cancellation) is killed with its whole process group.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
 import signal
@@ -27,6 +28,7 @@ import anyio
 from anyio.abc import Process, TaskStatus, UNIXSocketStream
 
 from ..core.logger import get_logger
+from ..core.secrets import scrub
 from ..exceptions import PlatformRequestError, PlatformUnavailableError
 from ..platforms.base import BasePlatform, PluginHealth
 from ._wire import Channel, Message, WireError
@@ -39,6 +41,10 @@ LOG = get_logger(__name__)
 CANCEL_GRACE = 1.0
 #: Seconds between SIGTERM and SIGKILL when a child is stopped.
 TERM_GRACE = 2.0
+#: Seconds between two readings of a child's memory, when it has a limit.
+MEMORY_POLL = 0.25
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 _GONE = (
     anyio.EndOfStream,
@@ -49,12 +55,15 @@ _GONE = (
 )
 
 
-def process_platform(namespace: str, driver: str) -> type[ProcessPlatform]:
-    """The class that runs ``driver`` of ``namespace`` in a child process."""
+def process_platform(
+    namespace: str, driver: str, memory_limit_mb: int | None = None
+) -> type[ProcessPlatform]:
+    """The class that runs ``driver`` of ``namespace`` in a child process, ended
+    when its resident memory goes over ``memory_limit_mb`` MiB (if given)."""
     return type(
         f"ProcessPlatform[{driver}]",
         (ProcessPlatform,),
-        {"namespace": namespace, "driver": driver},
+        {"namespace": namespace, "driver": driver, "memory_limit_mb": memory_limit_mb},
     )
 
 
@@ -72,6 +81,7 @@ class ProcessPlatform(BasePlatform):
 
     namespace: ClassVar[str] = "demi.platforms"
     driver: ClassVar[str] = ""
+    memory_limit_mb: ClassVar[int | None] = None
     # Restarting one never has to wait for the old child to stop.
     exclusive: ClassVar[bool | None] = False
 
@@ -109,12 +119,16 @@ class ProcessPlatform(BasePlatform):
         self._reading = True
         task_status.started()
         try:
-            while True:
-                try:
-                    message = await channel.receive()
-                except (*_GONE, WireError):
-                    break
-                self._take(message)
+            async with anyio.create_task_group() as watching:
+                if self.memory_limit_mb is not None:
+                    watching.start_soon(self._watch_memory, self.memory_limit_mb)
+                while True:
+                    try:
+                        message = await channel.receive()
+                    except (*_GONE, WireError):
+                        break
+                    self._take(message)
+                watching.cancel_scope.cancel()
         finally:
             self._reading = False
         reason = await self._reason()
@@ -213,9 +227,11 @@ class ProcessPlatform(BasePlatform):
     def _take(self, message: Message) -> None:
         if message.t == "log":
             params = message.params if isinstance(message.params, dict) else {}
-            get_logger(f"demi.platform.{self.name}").log(
-                int(params.get("level", 20)), "%s", params.get("text", "")
-            )
+            # Scrubbed here too: the child's own handler knows no secrets of demi's.
+            text = scrub(str(params.get("text", "")))
+            level = params.get("level")
+            level = level if isinstance(level, int) else logging.INFO
+            get_logger(f"demi.platform.{self.name}").log(level, "%s", text)
             return
         pending = self._pending.get(message.id)
         if pending is not None and message.t in ("ok", "err"):
@@ -242,6 +258,23 @@ class ProcessPlatform(BasePlatform):
                 pending.done.set()
 
     # -- the child ------------------------------------------------------------
+
+    async def _watch_memory(self, limit_mb: int) -> None:
+        """Kill the child once its resident memory is over ``limit_mb`` MiB."""
+        pid = self.pid
+        if pid is None:
+            return
+        while True:
+            used = resident_mb(pid)
+            if used is not None and used > limit_mb:
+                self._gone = (
+                    f"process used {used:.0f} MiB, over its memory_limit_mb of "
+                    f"{limit_mb}: killed"
+                )
+                LOG.warning("platform %s: %s", self.name, self._gone)
+                await self._kill()
+                return
+            await anyio.sleep(MEMORY_POLL)
 
     async def _spawn(self) -> None:
         ours, theirs = socket.socketpair()
@@ -304,6 +337,17 @@ class ProcessPlatform(BasePlatform):
                 await process.wait()
         await self._kill()
         self._gone = self._gone or "stopped"
+
+
+def resident_mb(pid: int) -> float | None:
+    """The resident memory of ``pid`` in MiB, from /proc (``None`` where there is
+    no /proc, or once the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * _PAGE / (1024 * 1024)
 
 
 def _signal_group(pid: int, signum: int) -> None:

@@ -90,7 +90,7 @@ class _Host:
         logs_in, logs_out = _log_stream()
         root = logging.getLogger()
         root.addHandler(_Forward(logs_in))
-        root.setLevel(logging.DEBUG)
+        root.setLevel(logging.INFO)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self._forward_logs, logs_out)
             while True:

@@ -99,6 +99,7 @@ class PluginManager(ManagerView, Unloading):
         label: str | None = None,
         inbox: Inbox | None = None,
         isolation: Literal["inproc", "process"] = "inproc",
+        memory_limit_mb: int | None = None,
     ) -> BasePlatform:
         """Load, configure and initialize the plugin ``name``; return the instance.
 
@@ -119,6 +120,8 @@ class PluginManager(ManagerView, Unloading):
         :param isolation: ``"process"`` runs the driver in a child process
             behind a :class:`~demi.isolation._proxy.ProcessPlatform` (it reads the
             child in a ``run``, so it needs ``inbox`` and an entered manager).
+        :param memory_limit_mb: for ``"process"``: the child is killed (and the
+            instance fails, saying so) when its resident memory goes over it.
         :raises PluginNotFoundError: no plugin of that name exists; lists the known ones.
         :raises PluginLoadError: import, validation, configuration or ``initialize``
             failed, timed out or returned something other than ``True``; the instance
@@ -144,7 +147,7 @@ class PluginManager(ManagerView, Unloading):
             slot.inbox, slot.connection, slot.fatal = inbox, None, False
             known = self._catalog.classes.get(name)
             if isolation == "process":
-                known = _isolated(self._catalog.namespace, name)
+                known = _isolated(self._catalog.namespace, name, memory_limit_mb)
             if known is not None and getattr(known, "blocking", False):
                 slot.threads = self._budget(slot.label)
             try:
@@ -294,7 +297,9 @@ class PluginManager(ManagerView, Unloading):
                 await tasks.__aexit__(None, None, None)
 
 
-def _isolated(namespace: str | None, driver: str) -> type[BasePlatform]:
+def _isolated(
+    namespace: str | None, driver: str, memory_limit_mb: int | None
+) -> type[BasePlatform]:
     # Imported here: only a process-isolated instance needs it.
     from ..isolation._proxy import process_platform
 
@@ -302,7 +307,7 @@ def _isolated(namespace: str | None, driver: str) -> type[BasePlatform]:
         raise PluginLoadError(
             driver, f"{driver!r} cannot run in a process: it has no entry point"
         )
-    return process_platform(namespace, driver)
+    return process_platform(namespace, driver, memory_limit_mb)
 
 
 _IN_USE = frozenset({PluginState.LOADING, PluginState.ACTIVE, PluginState.STOPPING})
