@@ -474,6 +474,8 @@ class Conductor(AsyncContextManagerMixin):
         statuses = []
         for name, route in self._routes.items():
             meta = self.manager.metadata(route.key)
+            pid, version = self._child_of(route)
+            isolated = route.spec.isolation == "process"
             statuses.append(
                 InstanceStatus(
                     instance=name,
@@ -484,12 +486,31 @@ class Conductor(AsyncContextManagerMixin):
                     health=meta.health if meta else None,
                     in_flight=route.in_flight,
                     time_in_states=meta.seconds_in_state if meta else {},
-                    connected=meta.connected if meta else None,
+                    # An isolated platform's proxy reads its child in a run of its
+                    # own: that is no connection of the platform's.
+                    connected=meta.connected if meta and not isolated else None,
                     fatal=meta.fatal if meta else False,
                     inbox_depth=self._inbound.depth(name),
+                    pid=pid,
+                    version=version,
                 )
             )
         return statuses
+
+    def _child_of(self, route: Route) -> tuple[int | None, str | None]:
+        """The pid of a process-isolated instance's child and its driver's version
+        (``None`` for an instance in process, or without a live child)."""
+        if route.spec.isolation != "process":
+            return None, None
+        from .isolation._proxy import ProcessPlatform  # only isolated instances
+
+        try:
+            platform = self.manager.get_plugin(route.key)
+        except PluginNotFoundError:
+            return None, None
+        if not isinstance(platform, ProcessPlatform):
+            return None, None
+        return platform.pid, platform.version
 
     def spec_of(self, instance: str) -> PlatformSettings | None:
         """The settings an instance runs with, or ``None`` if it is not configured."""

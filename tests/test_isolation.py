@@ -6,6 +6,7 @@ points (tests/fixture_dist, iso_*)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -186,6 +187,41 @@ async def test_the_childs_log_records_reach_demi_scrubbed(
     assert any(r.getMessage() == "asked hi" for r in mine)
     assert any(r.levelno == logging.WARNING for r in mine)
     assert secret not in caplog.text
+
+
+async def test_health_and_check_show_the_childs_pid_and_version() -> None:
+    conductor = conductor_of(chat=spec("good", isolation="process"), calm=spec("good"))
+    async with supervised(conductor) as supervisor:
+        platforms = supervisor.snapshot()["platforms"]
+        assert platforms["chat"]["pid"] == child_of(conductor, "chat").pid
+        assert platforms["chat"]["version"] == "1.0.0"
+        assert platforms["chat"]["connected"] is None  # as in process: no listener
+        assert "pid" not in platforms["calm"]
+
+
+def test_demi_check_json_shows_the_childs_pid_and_version(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    env["DEMI_PLATFORMS__CHAT__DRIVER"] = "good"
+    env["DEMI_PLATFORMS__CHAT__ISOLATION"] = "process"
+    done = subprocess.run(
+        [str(DEMI), "check", "--json"], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)["platforms"]
+    assert row["health"] == "healthy"
+    assert isinstance(row["pid"], int) and row["version"] == "1.0.0"
+
+
+async def test_a_listening_driver_is_refused_in_a_process_for_good() -> None:
+    conductor = conductor_of(chat=spec("listens", isolation="process"))
+    async with conductor:
+        (status,) = conductor.instances()
+        assert status.state is PluginState.FAILED
+        assert status.fatal
+        assert "inbound events do not cross the process boundary" in (
+            status.error or ""
+        )
 
 
 HOSTILE = {

@@ -29,7 +29,11 @@ from anyio.abc import Process, TaskStatus, UNIXSocketStream
 
 from ..core.logger import get_logger
 from ..core.secrets import scrub
-from ..exceptions import PlatformRequestError, PlatformUnavailableError
+from ..exceptions import (
+    PlatformFatalError,
+    PlatformRequestError,
+    PlatformUnavailableError,
+)
 from ..platforms.base import BasePlatform, PluginHealth
 from ._wire import Channel, Message, WireError
 
@@ -249,6 +253,8 @@ class ProcessPlatform(BasePlatform):
         text = str(error.get("text", ""))
         if error.get("kind") == "timeout":
             raise TimeoutError(text)
+        if error.get("kind") == "fatal":
+            raise PlatformFatalError(f"{method} in the child: {text}")
         raise PlatformRequestError(self.name, f"{method} in the child: {text}")
 
     def _fail_pending(self, reason: str) -> None:

@@ -26,7 +26,8 @@ import anyio
 from anyio.abc import UNIXSocketStream
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ..platforms.base import BasePlatform, PluginHealth
+from ..exceptions import PlatformFatalError
+from ..platforms.base import BasePlatform, PluginHealth, listens, takes_webhooks
 from ._wire import Channel, Message, WireError
 
 __all__ = ["main"]
@@ -129,7 +130,9 @@ class _Host:
         except Exception as err:
             from ..plugins._calls import describe
 
-            reply = Message("err", params={"kind": "raised", "text": describe(err)})
+            # Fatal stays fatal across the boundary: the supervisor must not retry.
+            kind = "fatal" if isinstance(err, PlatformFatalError) else "raised"
+            reply = Message("err", params={"kind": kind, "text": describe(err)})
         finally:
             self.calls.pop(request.id, None)
         reply.id = request.id
@@ -146,6 +149,12 @@ class _Host:
 
         timeout = float(params.get("timeout") or 1e9)
         if method == "initialize":
+            if listens(self.plugin) or takes_webhooks(self.plugin):
+                raise PlatformFatalError(
+                    f"platform {self.label!r} listens (run or handle_webhook), and "
+                    "inbound events do not cross the process boundary yet: "
+                    'run it with isolation = "inproc"'
+                )
             self.platform = self.plugin()
             self.platform._demi_name = self.label
             options = prepare_config(
