@@ -224,6 +224,32 @@ async def test_a_listening_driver_is_refused_in_a_process_for_good() -> None:
         )
 
 
+async def test_a_call_past_its_deadline_is_cancelled_in_the_child() -> None:
+    """A hang that honours cancellation is cut off by a cancel message: the child
+    answers it, is not killed, and serves the next request."""
+    async with conductor_of(chat=spec("request_hangs", isolation="process")) as c:
+        pid = child_of(c, "chat").pid
+        with pytest.raises(PlatformTimeoutError):
+            await c.dispatch("chat", {"text": "hi"})
+        await anyio.sleep(1.5)  # past the cancel grace: a kill would have come
+        assert c.instances()[0].state is PluginState.ACTIVE
+        assert child_of(c, "chat").pid == pid
+        assert pid is not None and alive(pid)
+
+
+async def test_a_child_whose_shutdown_never_ends_is_killed_within_the_bounds() -> None:
+    settings = DemiSettings(
+        shutdown_timeout=1, stop_timeout=10,
+        platforms={"chat": spec("shutdown_swallows_forever", isolation="process")},
+    )  # fmt: skip
+    conductor = Conductor(settings)
+    async with conductor:
+        pid = child_of(conductor, "chat").pid
+        began = time.monotonic()
+    assert time.monotonic() - began < 8  # 1 s shutdown, 1 s cancel grace, a margin
+    assert pid is not None and not alive(pid)
+
+
 HOSTILE = {
     "iso_grows": (PlatformRequestError, "over its memory_limit_mb of 200: killed"),
     "iso_segfaults": (PlatformRequestError, "killed by signal 11 (SIGSEGV)"),
