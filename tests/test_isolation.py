@@ -250,6 +250,15 @@ async def test_a_child_whose_shutdown_never_ends_is_killed_within_the_bounds() -
     assert pid is not None and not alive(pid)
 
 
+async def test_a_driver_that_fails_to_import_in_the_child_fails_to_start() -> None:
+    async with conductor_of(chat=spec("import_fails", isolation="process")) as c:
+        (status,) = c.instances()
+        assert status.state is PluginState.FAILED
+        assert "process exited before it said hello: exit code 1" in (
+            status.error or ""
+        )
+
+
 HOSTILE = {
     "iso_grows": (PlatformRequestError, "over its memory_limit_mb of 200: killed"),
     "iso_segfaults": (PlatformRequestError, "killed by signal 11 (SIGSEGV)"),
