@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from pydantic import ValidationError
 
@@ -257,6 +258,29 @@ async def test_a_driver_that_fails_to_import_in_the_child_fails_to_start() -> No
         assert "process exited before it said hello: exit code 1" in (
             status.error or ""
         )
+
+
+async def test_requests_are_answered_after_the_reader_stopped() -> None:
+    """demi ends connections before requests in flight finish while it stops; the
+    proxy's reader is one, so its callers then read in turns, and all get answers."""
+    async with conductor_of(chat=spec("good", isolation="process")) as conductor:
+        key = conductor._routes["chat"].key
+        connection = conductor.manager._slots[key].connection
+        assert connection is not None
+        answers: list[Any] = []
+
+        async def ask(n: int) -> None:
+            reply = await conductor.manager.handle_request(key, {"n": n}, timeout=5)
+            answers.append(reply["n"])
+
+        async with anyio.create_task_group() as group:
+            for n in range(10):
+                group.start_soon(ask, n)
+            await anyio.lowlevel.checkpoint()
+            connection.stopping = True  # as demi does: its end is no loss
+            connection.scope.cancel()
+        assert sorted(answers) == list(range(10))
+        assert await conductor.manager.handle_request(key, {"n": 10}) == {"n": 10}
 
 
 HOSTILE = {

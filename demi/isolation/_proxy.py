@@ -72,11 +72,23 @@ def process_platform(
 
 
 class _Pending:
-    __slots__ = ("done", "reply")
+    """One request waiting for its answer."""
+
+    __slots__ = ("reply", "wake")
 
     def __init__(self) -> None:
-        self.done = anyio.Event()
+        #: Set when the answer came, or when the reader stopped (look again).
+        self.wake = anyio.Event()
         self.reply: Message | BaseException | None = None
+
+    @property
+    def answered(self) -> bool:
+        """Whether the answer (or the reason there is none) is in."""
+        return self.reply is not None
+
+    def answer(self, reply: Message | BaseException) -> None:
+        self.reply = reply
+        self.wake.set()
 
 
 class ProcessPlatform(BasePlatform):
@@ -95,6 +107,9 @@ class ProcessPlatform(BasePlatform):
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._reading = False
+        # Without the reader (before run, and after demi cancelled it while still
+        # sending requests as it stops), waiting callers take turns to read.
+        self._read_turn = anyio.Lock()
         self._gone: str | None = None
         #: The child's pid and its driver's version, from its hello.
         self.pid: int | None = None
@@ -135,6 +150,8 @@ class ProcessPlatform(BasePlatform):
                 watching.cancel_scope.cancel()
         finally:
             self._reading = False
+            for pending in self._pending.values():
+                pending.wake.set()  # their callers read for themselves from now on
         reason = await self._reason()
         self._fail_pending(reason)
         raise PlatformUnavailableError(self.name, reason)
@@ -184,10 +201,7 @@ class ProcessPlatform(BasePlatform):
             except _GONE:
                 raise PlatformUnavailableError(self.name, self._why("gone")) from None
             try:
-                if self._reading:
-                    await pending.done.wait()
-                else:
-                    await self._read_until(pending)
+                await self._answer_to(pending)
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
                     await self._cancel(ident, pending)
@@ -196,16 +210,24 @@ class ProcessPlatform(BasePlatform):
             self._pending.pop(ident, None)
         return self._result(method, pending.reply)
 
-    async def _read_until(self, pending: _Pending) -> None:
-        """Without a reader (before run, after it): read here until answered."""
+    async def _answer_to(self, pending: _Pending) -> None:
+        """Wait until ``pending`` is answered: told by the reader while it runs,
+        else reading in turns with the other callers."""
         assert self._channel is not None
-        while not pending.done.is_set():
-            try:
-                message = await self._channel.receive()
-            except (*_GONE, WireError):
-                self._fail_pending(await self._reason())
-                return
-            self._take(message)
+        while not pending.answered:
+            if self._reading:
+                await pending.wake.wait()
+                pending.wake = anyio.Event()
+                continue
+            async with self._read_turn:
+                # Another caller's read may have brought this answer meanwhile.
+                if not pending.answered:
+                    try:
+                        message = await self._channel.receive()
+                    except (*_GONE, WireError):
+                        self._fail_pending(await self._reason())
+                        return
+                    self._take(message)
 
     async def _cancel(self, ident: int, pending: _Pending) -> None:
         if self._channel is None or self._gone is not None:
@@ -213,13 +235,10 @@ class ProcessPlatform(BasePlatform):
         try:
             await self._channel.send(Message("cancel", ident))
             with anyio.move_on_after(CANCEL_GRACE):
-                if self._reading:
-                    await pending.done.wait()
-                else:
-                    await self._read_until(pending)
+                await self._answer_to(pending)
         except _GONE:
             return
-        if not pending.done.is_set():
+        if pending.reply is None:
             LOG.warning(
                 "platform %s did not answer a cancellation within %gs "
                 "(its loop is blocked or it ignores cancellation): killing its process",
@@ -239,8 +258,7 @@ class ProcessPlatform(BasePlatform):
             return
         pending = self._pending.get(message.id)
         if pending is not None and message.t in ("ok", "err"):
-            pending.reply = message
-            pending.done.set()
+            pending.answer(message)
 
     def _result(self, method: str, reply: Message | BaseException | None) -> Any:
         if isinstance(reply, BaseException):
@@ -259,9 +277,8 @@ class ProcessPlatform(BasePlatform):
 
     def _fail_pending(self, reason: str) -> None:
         for pending in self._pending.values():
-            if not pending.done.is_set():
-                pending.reply = PlatformUnavailableError(self.name, reason)
-                pending.done.set()
+            if pending.reply is None:
+                pending.answer(PlatformUnavailableError(self.name, reason))
 
     # -- the child ------------------------------------------------------------
 

@@ -27,6 +27,10 @@ __all__ = ["MAX_FRAME", "Channel", "Message", "WireError", "decode", "encode"]
 #: The largest message either side sends or accepts, in bytes.
 MAX_FRAME = 16 * 1024 * 1024
 
+#: Seconds a send may wait for the other side to read before the channel is given
+#: up as broken.
+SEND_LIMIT = 10.0
+
 _HEADER = struct.Struct(">I")
 
 Kind = Literal["req", "ok", "err", "cancel", "event", "log", "hello"]
@@ -86,6 +90,7 @@ class Channel:
         self._stream = stream
         self._reader = BufferedByteReceiveStream(stream)
         self._writing = anyio.Lock()
+        self._length: int | None = None
 
     async def send(self, message: Message) -> None:
         """Send one message.
@@ -95,7 +100,17 @@ class Channel:
         """
         frame = encode(message)
         async with self._writing:
-            await self._stream.send(frame)
+            # A frame half sent would garble every later one, so a send is never
+            # cut short by its caller's cancellation; a peer that stops reading
+            # for SEND_LIMIT seconds gets its socket closed instead.
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(SEND_LIMIT) as scope:
+                    await self._stream.send(frame)
+            if scope.cancelled_caught:
+                await anyio.aclose_forcefully(self._stream)
+                raise anyio.BrokenResourceError(
+                    f"the other side read nothing for {SEND_LIMIT:g}s"
+                )
 
     async def receive(self) -> Message:
         """The next message.
@@ -103,10 +118,17 @@ class Channel:
         :raises anyio.EndOfStream: the other side closed its end.
         :raises WireError: a frame over the limit, or a garbled one.
         """
-        (length,) = _HEADER.unpack(await self._reader.receive_exactly(_HEADER.size))
+        # Safe to cancel at any await: the buffered reader keeps a partial read, and
+        # a header already read is kept here until its body has arrived.
+        if self._length is None:
+            header = await self._reader.receive_exactly(_HEADER.size)
+            (self._length,) = _HEADER.unpack(header)
+        length = self._length
         if length > MAX_FRAME:
             raise WireError(f"a {length}-byte frame is over the {MAX_FRAME}-byte limit")
-        return decode(await self._reader.receive_exactly(length))
+        body = await self._reader.receive_exactly(length)
+        self._length = None
+        return decode(body)
 
     async def aclose(self) -> None:
         """Close the socket (the other side sees end-of-file)."""
