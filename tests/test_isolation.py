@@ -283,6 +283,28 @@ async def test_requests_are_answered_after_the_reader_stopped() -> None:
         assert await conductor.manager.handle_request(key, {"n": 10}) == {"n": 10}
 
 
+async def test_an_asyncio_only_platform_runs_in_a_process_on_either_backend() -> None:
+    chat = spec("iso_asyncio_only", isolation="process")
+    async with conductor_of(chat=chat) as conductor:
+        reply = await conductor.dispatch("chat", {})
+    assert reply["loop"] == "asyncio"
+    assert reply["pid"] != os.getpid()
+
+
+async def test_a_child_that_keeps_dying_is_given_up_by_the_intensity_limit() -> None:
+    conductor = conductor_of(bad=spec("iso_exits", isolation="process", max_restarts=0))
+    async with supervised(conductor) as supervisor:
+        with pytest.raises(PlatformRequestError, match="exit code 3"):
+            await conductor.dispatch("bad", {"fault": True})
+        record = supervisor.record("bad")
+        await eventually(lambda: record.gave_up is not None)
+        assert record.restarts == 0
+        (status,) = conductor.instances()
+        assert status.state is PluginState.FAILED
+        assert "process exited: exit code 3" in (status.error or "")
+        assert supervisor.snapshot()["platforms"]["bad"]["gave_up"]
+
+
 HOSTILE = {
     "iso_grows": (PlatformRequestError, "over its memory_limit_mb of 200: killed"),
     "iso_segfaults": (PlatformRequestError, "killed by signal 11 (SIGSEGV)"),
