@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,7 +20,13 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+
+# As in tests/test_run_http.py: one httpcore for the whole session.
+import httpcore  # noqa: F401
+import httpx
 import pytest
+from helpers import free_port
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
 from demi import DemiSettings, PluginState
@@ -200,6 +207,7 @@ async def test_health_and_check_show_the_childs_pid_and_version() -> None:
         assert "pid" not in platforms["calm"]
 
 
+@pytest.mark.slow
 def test_demi_check_json_shows_the_childs_pid_and_version(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
     env["DEMI_PLATFORMS__CHAT__DRIVER"] = "good"
@@ -377,6 +385,7 @@ def _children(parent: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_no_child_outlives_a_sigkilled_demi_run(tmp_path: Path, backend: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
@@ -406,3 +415,77 @@ def test_no_child_outlives_a_sigkilled_demi_run(tmp_path: Path, backend: str) ->
     while any(alive(pid) for pid in children):
         assert time.monotonic() < deadline, f"children left: {children}"
         time.sleep(0.05)
+
+
+def _restarts(metrics: str, platform: str) -> float:
+    """demi_platform_restarts_total of ``platform``, all reasons, from /metrics."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "demi_platform_restarts_total"
+        and sample.labels.get("platform") == platform
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_demi_run_over_http_sees_a_child_crash_and_its_restart(
+    tmp_path: Path, backend: str
+) -> None:
+    """A real ``demi run --http``: the isolated child is killed with SIGSEGV from
+    outside; the in-process platform stays healthy, /health shows the restarted
+    child's new pid, the metrics count the restart, /readyz is ready again, and the
+    log says why."""
+    (tmp_path / "demi.toml").write_text(
+        "[platforms.bad]\ndriver = 'good'\nisolation = 'process'\n"
+        "backoff_initial = 0.01\nbackoff_max = 0.02\n"
+        "[platforms.calm]\ndriver = 'good'\n",
+        encoding="utf-8",
+    )
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    env.update(DEMI_HEALTH_INTERVAL="0.2", PYTHONUNBUFFERED="1")
+    log = tmp_path / "demi.log"
+    command = [str(DEMI), "run", "--http", f"127.0.0.1:{port}", "--backend", backend]
+    with log.open("wb") as sink:
+        demi = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+
+            def health_when(ok: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+                end = time.monotonic() + 30
+                while True:
+                    assert demi.poll() is None, log.read_text()
+                    try:
+                        body: dict[str, Any] = client.get("/health").json()
+                        if ok(body):
+                            return body
+                    except httpx.TransportError:
+                        pass
+                    assert time.monotonic() < end, log.read_text()
+                    time.sleep(0.05)
+
+            first = health_when(lambda b: b["platforms"]["bad"].get("pid") is not None)
+            pid = first["platforms"]["bad"]["pid"]
+            assert first["platforms"]["bad"]["version"] == "1.0.0"
+            os.kill(pid, signal.SIGSEGV)
+            after = health_when(
+                lambda b: (
+                    b["platforms"]["bad"]["restarts"] >= 1
+                    and b["platforms"]["bad"].get("pid") not in (None, pid)
+                    and b["platforms"]["bad"]["state"] == "active"
+                )
+            )
+            assert after["platforms"]["calm"]["restarts"] == 0
+            assert after["platforms"]["calm"]["state"] == "active"
+            assert client.get("/readyz").status_code == 200
+            metrics = client.get("/metrics").text
+            assert _restarts(metrics, "bad") >= 1
+            assert _restarts(metrics, "calm") == 0
+    finally:
+        demi.kill()
+        demi.wait()
+    assert "process exited: killed by signal 11 (SIGSEGV)" in log.read_text()
