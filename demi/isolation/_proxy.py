@@ -17,15 +17,11 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import os
-import signal
-import socket
-import sys
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import anyio
-from anyio.abc import Process, TaskStatus, UNIXSocketStream
+from anyio.abc import TaskStatus
 
 from ..core.logger import get_logger
 from ..core.secrets import scrub
@@ -35,7 +31,8 @@ from ..exceptions import (
     PlatformUnavailableError,
 )
 from ..platforms.base import BasePlatform, PluginHealth
-from ._wire import Channel, Message, WireError
+from ._child import GONE, Child
+from ._wire import Message, WireError
 
 __all__ = ["CANCEL_GRACE", "ProcessPlatform", "process_platform"]
 
@@ -43,20 +40,6 @@ LOG = get_logger(__name__)
 
 #: Seconds a child has to answer a cancellation before it is killed.
 CANCEL_GRACE = 1.0
-#: Seconds between SIGTERM and SIGKILL when a child is stopped.
-TERM_GRACE = 2.0
-#: Seconds between two readings of a child's memory, when it has a limit.
-MEMORY_POLL = 0.25
-
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-_GONE = (
-    anyio.EndOfStream,
-    anyio.IncompleteRead,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    OSError,
-)
 
 
 def process_platform(
@@ -102,29 +85,34 @@ class ProcessPlatform(BasePlatform):
     exclusive: ClassVar[bool | None] = False
 
     def __init__(self) -> None:
-        self._process: Process | None = None
-        self._channel: Channel | None = None
+        self._child: Child | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._reading = False
         # Without the reader (before run, and after demi cancelled it while still
         # sending requests as it stops), waiting callers take turns to read.
         self._read_turn = anyio.Lock()
-        self._gone: str | None = None
-        #: The child's pid and its driver's version, from its hello.
-        self.pid: int | None = None
-        self.version: str | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (``None`` before it started)."""
+        return self._child.pid if self._child else None
+
+    @property
+    def version(self) -> str | None:
+        """The version of the distribution the child's driver came from."""
+        return self._child.version if self._child else None
 
     # -- the contract ---------------------------------------------------------
 
     async def initialize(self, config: Mapping[str, Any]) -> bool:
         """Start the child, wait for its hello, forward ``initialize``."""
+        self._child = await Child.spawn(self.namespace, self.driver, self.name)
         try:
-            await self._spawn()
             result = await self._request("initialize", {"config": dict(config)})
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await self._kill()
+                await self._child.kill()
             raise
         return bool(result is True)
 
@@ -132,19 +120,20 @@ class ProcessPlatform(BasePlatform):
         self, inbox: Any, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Read the child's messages until it goes away; then raise why."""
-        channel = self._channel
-        if channel is None:
+        child = self._child
+        if child is None:
             raise PlatformUnavailableError(self.name, self._why("never started"))
         self._reading = True
         task_status.started()
         try:
             async with anyio.create_task_group() as watching:
                 if self.memory_limit_mb is not None:
-                    watching.start_soon(self._watch_memory, self.memory_limit_mb)
+                    limit = self.memory_limit_mb
+                    watching.start_soon(child.watch_memory, limit, self.name)
                 while True:
                     try:
-                        message = await channel.receive()
-                    except (*_GONE, WireError):
+                        message = await child.channel.receive()
+                    except (*GONE, WireError):
                         break
                     self._take(message)
                 watching.cancel_scope.cancel()
@@ -152,7 +141,7 @@ class ProcessPlatform(BasePlatform):
             self._reading = False
             for pending in self._pending.values():
                 pending.wake.set()  # their callers read for themselves from now on
-        reason = await self._reason()
+        reason = await child.reason()
         self._fail_pending(reason)
         raise PlatformUnavailableError(self.name, reason)
 
@@ -171,20 +160,23 @@ class ProcessPlatform(BasePlatform):
     async def shutdown(self) -> None:
         """``shutdown`` in the child (bounded by the caller), then SIGTERM, then
         SIGKILL of its process group."""
+        child = self._child
+        if child is None:
+            return
         try:
-            if self._process is not None and self._process.returncode is None:
+            if child.running and child.gone is None:
                 await self._request("shutdown", {})
         except (PlatformRequestError, TimeoutError):
             pass
         finally:
             with anyio.CancelScope(shield=True):
-                await self._stop()
+                await child.stop()
 
     # -- calls ----------------------------------------------------------------
 
     async def _request(self, method: str, params: dict[str, Any]) -> Any:
-        channel = self._channel
-        if channel is None or self._gone is not None:
+        child = self._child
+        if child is None or child.gone is not None:
             raise PlatformUnavailableError(self.name, self._why("not running"))
         deadline = anyio.current_effective_deadline()
         if math.isfinite(deadline):
@@ -193,27 +185,26 @@ class ProcessPlatform(BasePlatform):
         pending = self._pending[ident] = _Pending()
         try:
             try:
-                await channel.send(Message("req", ident, method, params))
+                await child.channel.send(Message("req", ident, method, params))
             except WireError as err:
                 raise PlatformRequestError(
                     self.name, f"platform {self.name!r}: the {method} call {err}"
                 ) from None
-            except _GONE:
+            except GONE:
                 raise PlatformUnavailableError(self.name, self._why("gone")) from None
             try:
-                await self._answer_to(pending)
+                await self._answer_to(child, pending)
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
-                    await self._cancel(ident, pending)
+                    await self._cancel(child, ident, pending)
                 raise
         finally:
             self._pending.pop(ident, None)
         return self._result(method, pending.reply)
 
-    async def _answer_to(self, pending: _Pending) -> None:
+    async def _answer_to(self, child: Child, pending: _Pending) -> None:
         """Wait until ``pending`` is answered: told by the reader while it runs,
         else reading in turns with the other callers."""
-        assert self._channel is not None
         while not pending.answered:
             if self._reading:
                 await pending.wake.wait()
@@ -223,20 +214,20 @@ class ProcessPlatform(BasePlatform):
                 # Another caller's read may have brought this answer meanwhile.
                 if not pending.answered:
                     try:
-                        message = await self._channel.receive()
-                    except (*_GONE, WireError):
-                        self._fail_pending(await self._reason())
+                        message = await child.channel.receive()
+                    except (*GONE, WireError):
+                        self._fail_pending(await child.reason())
                         return
                     self._take(message)
 
-    async def _cancel(self, ident: int, pending: _Pending) -> None:
-        if self._channel is None or self._gone is not None:
+    async def _cancel(self, child: Child, ident: int, pending: _Pending) -> None:
+        if child.gone is not None:
             return
         try:
-            await self._channel.send(Message("cancel", ident))
+            await child.channel.send(Message("cancel", ident))
             with anyio.move_on_after(CANCEL_GRACE):
-                await self._answer_to(pending)
-        except _GONE:
+                await self._answer_to(child, pending)
+        except GONE:
             return
         if pending.reply is None:
             LOG.warning(
@@ -245,7 +236,7 @@ class ProcessPlatform(BasePlatform):
                 self.name,
                 CANCEL_GRACE,
             )
-            await self._kill()
+            await child.kill()
 
     def _take(self, message: Message) -> None:
         if message.t == "log":
@@ -280,113 +271,6 @@ class ProcessPlatform(BasePlatform):
             if pending.reply is None:
                 pending.answer(PlatformUnavailableError(self.name, reason))
 
-    # -- the child ------------------------------------------------------------
-
-    async def _watch_memory(self, limit_mb: int) -> None:
-        """Kill the child once its resident memory is over ``limit_mb`` MiB."""
-        pid = self.pid
-        if pid is None:
-            return
-        while True:
-            used = resident_mb(pid)
-            if used is not None and used > limit_mb:
-                self._gone = (
-                    f"process used {used:.0f} MiB, over its memory_limit_mb of "
-                    f"{limit_mb}: killed"
-                )
-                LOG.warning("platform %s: %s", self.name, self._gone)
-                await self._kill()
-                return
-            await anyio.sleep(MEMORY_POLL)
-
-    async def _spawn(self) -> None:
-        ours, theirs = socket.socketpair()
-        try:
-            command = [
-                sys.executable, "-m", "demi.isolation.host",
-                self.namespace, self.driver, str(theirs.fileno()), self.name,
-            ]  # fmt: skip
-            self._process = await anyio.open_process(
-                command, pass_fds=(theirs.fileno(),), start_new_session=True,
-                stdin=None, stdout=2, stderr=None,
-            )  # fmt: skip
-        finally:
-            theirs.close()
-        self._channel = Channel(await UNIXSocketStream.from_socket(ours))
-        try:
-            hello = await self._channel.receive()
-        except (*_GONE, WireError):
-            raise PlatformUnavailableError(
-                self.name, await self._reason(" before it said hello")
-            ) from None
-        params = hello.params if isinstance(hello.params, dict) else {}
-        self.pid, self.version = params.get("pid"), params.get("version")
-
-    async def _reason(self, when: str = "") -> str:
-        """Why the child went away (it is killed if it lingers)."""
-        if self._gone is None:
-            process = self._process
-            code = None
-            if process is not None:
-                with anyio.move_on_after(TERM_GRACE, shield=True):
-                    code = await process.wait()
-                if code is None:
-                    await self._kill()
-                    code = process.returncode
-            self._gone = f"process exited{when}: {_describe_exit(code)}"
-        return self._gone
-
     def _why(self, fallback: str) -> str:
-        reason = self._gone or fallback
-        return f"platform {self.name!r} is unavailable: {reason}"
-
-    async def _kill(self) -> None:
-        process = self._process
-        if process is None or process.returncode is not None:
-            return
-        _signal_group(process.pid, signal.SIGKILL)
-        with anyio.move_on_after(TERM_GRACE):
-            await process.wait()
-
-    async def _stop(self) -> None:
-        process, channel = self._process, self._channel
-        if channel is not None:
-            await channel.aclose()
-        if process is None:
-            return
-        if process.returncode is None:
-            _signal_group(process.pid, signal.SIGTERM)
-            with anyio.move_on_after(TERM_GRACE):
-                await process.wait()
-        await self._kill()
-        self._gone = self._gone or "stopped"
-
-
-def resident_mb(pid: int) -> float | None:
-    """The resident memory of ``pid`` in MiB, from /proc (``None`` where there is
-    no /proc, or once the process is gone)."""
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as statm:
-            pages = int(statm.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pages * _PAGE / (1024 * 1024)
-
-
-def _signal_group(pid: int, signum: int) -> None:
-    try:
-        os.killpg(pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "it did not end"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = "unknown"
-        return f"killed by signal {-code} ({name})"
-    return f"exit code {code}"
+        gone = self._child.gone if self._child else None
+        return f"platform {self.name!r} is unavailable: {gone or fallback}"
