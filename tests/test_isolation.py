@@ -313,6 +313,29 @@ async def test_a_child_that_keeps_dying_is_given_up_by_the_intensity_limit() -> 
         assert supervisor.snapshot()["platforms"]["bad"]["gave_up"]
 
 
+async def test_every_request_in_flight_fails_at_once_when_the_child_dies() -> None:
+    conductor = conductor_of(bad=spec("iso_segfaults", isolation="process"))
+    failures: list[str] = []
+
+    async def waits() -> None:
+        with pytest.raises(PlatformRequestError) as caught:
+            await conductor.dispatch("bad", {"wait": 1.9})
+        failures.append(str(caught.value))
+
+    async with conductor:
+        began = time.monotonic()
+        async with anyio.create_task_group() as group:
+            for _ in range(5):
+                group.start_soon(waits)
+            await anyio.sleep(0.2)
+            with pytest.raises(PlatformRequestError):
+                await conductor.dispatch("bad", {"fault": True})
+        took = time.monotonic() - began
+    assert took < 1.5  # not the 1.9 s they waited for, nor the 2 s timeout
+    assert len(failures) == 5
+    assert all("killed by signal 11 (SIGSEGV)" in text for text in failures)
+
+
 HOSTILE = {
     "iso_grows": (PlatformRequestError, "over its memory_limit_mb of 200: killed"),
     "iso_segfaults": (PlatformRequestError, "killed by signal 11 (SIGSEGV)"),
