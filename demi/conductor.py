@@ -449,7 +449,16 @@ class Conductor(AsyncContextManagerMixin):
             if name in to_add:
                 continue
             route = self._routes[name]
-            if (route.spec.driver, route.spec.config) != (spec.driver, spec.config):
+            if _where(route.spec) != _where(spec):
+                # Into or out of a process (or another memory limit): a fresh
+                # platform with the whole new spec, beside the old one as ever.
+                async with self._swap_lock(name):
+                    error = await self._replace(self._routes[name], spec)
+                if error is not None:
+                    result.failed[name] = error
+                    continue
+                result.switched.append(name)
+            elif (route.spec.driver, route.spec.config) != (spec.driver, spec.config):
                 try:
                     await self.switch_driver(name, spec.driver, spec.config)
                 except DemiError as err:
@@ -619,6 +628,11 @@ class Conductor(AsyncContextManagerMixin):
             chosen[name] = platforms[name].model_copy(update={"enabled": True})
         self.settings = self.settings.model_copy(update={"platforms": chosen})
         return self
+
+
+def _where(spec: PlatformSettings) -> tuple[str, int | None]:
+    """Where an instance's platform runs: changing it needs a fresh platform."""
+    return spec.isolation, spec.memory_limit_mb
 
 
 def _sole(error: BaseException) -> BaseException:

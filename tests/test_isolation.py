@@ -336,6 +336,24 @@ async def test_every_request_in_flight_fails_at_once_when_the_child_dies() -> No
     assert all("killed by signal 11 (SIGSEGV)" in text for text in failures)
 
 
+async def test_a_reload_moves_an_instance_into_a_process_and_back() -> None:
+    inproc = {"chat": spec("good")}
+    async with Conductor(DemiSettings(platforms=inproc)) as conductor:
+        assert conductor.instances()[0].pid is None
+        isolated = {"chat": spec("good", isolation="process")}
+        result = await conductor.reload(DemiSettings(platforms=isolated))
+        assert result.switched == ["chat"]
+        (status,) = conductor.instances()
+        assert status.state is PluginState.ACTIVE and status.pid is not None
+        pid = status.pid
+        assert await conductor.dispatch("chat", {"n": 1}) == {"n": 1}
+        result = await conductor.reload(DemiSettings(platforms=inproc))
+        assert result.switched == ["chat"]
+        assert conductor.instances()[0].pid is None
+        assert await conductor.dispatch("chat", {"n": 2}) == {"n": 2}
+    await eventually(lambda: not alive(pid), timeout=10)
+
+
 HOSTILE = {
     "iso_grows": (PlatformRequestError, "over its memory_limit_mb of 200: killed"),
     "iso_segfaults": (PlatformRequestError, "killed by signal 11 (SIGSEGV)"),
