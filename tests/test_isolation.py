@@ -58,7 +58,14 @@ def test_isolation_and_memory_limit_come_from_the_environment(
     assert (spec.isolation, spec.memory_limit_mb) == ("process", 256)
 
 
-@pytest.mark.parametrize("values", [{"isolation": "thread"}, {"memory_limit_mb": 0}])
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"isolation": "thread"},
+        {"isolation": "process", "memory_limit_mb": 0},
+        {"memory_limit_mb": 100},  # a limit in process would bound nothing
+    ],
+)
 def test_isolation_settings_are_checked(values: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         PlatformSettings(driver="echo", **values)

@@ -46,6 +46,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -128,6 +129,14 @@ class PlatformSettings(BaseModel):
     #: For ``isolation = "process"``: the child's memory (resident set) in MiB
     #: above which it is ended and restarted; ``None`` for no limit.
     memory_limit_mb: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _limit_needs_a_process(self) -> PlatformSettings:
+        # demi cannot bound the memory of a platform inside its own process: a
+        # limit that silently did nothing would mislead.
+        if self.memory_limit_mb is not None and self.isolation != "process":
+            raise ValueError('memory_limit_mb needs isolation = "process"')
+        return self
 
 
 def _default_platforms() -> dict[str, PlatformSettings]:
