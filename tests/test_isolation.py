@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import anyio.lowlevel
 import httpcore  # noqa: F401
 import httpx
 import pytest
-from helpers import free_port
+from helpers import free_port, install_distribution
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
@@ -359,6 +360,76 @@ async def test_a_reload_moves_an_instance_into_a_process_and_back() -> None:
         assert conductor.instances()[0].pid is None
         assert await conductor.dispatch("chat", {"n": 2}) == {"n": 2}
     await eventually(lambda: not alive(pid), timeout=10)
+
+
+_UPGRADABLE = """
+from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+
+
+class Upgradable(BasePlatform):
+    async def initialize(self, config):
+        return True
+
+    async def health_check(self):
+        return PluginHealth(status=HealthStatus.HEALTHY)
+
+    async def handle_request(self, request):
+        return {"code": "VERSION"}
+
+    async def shutdown(self):
+        pass
+"""
+
+
+def _install_upgradable(site: Path, version: str) -> None:
+    """Install version ``version`` of demi-iso-upgradable into ``site``, replacing
+    whatever version was there (as pip would)."""
+    for old in site.glob("demi_iso_upgradable*"):
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    install_distribution(
+        site, "demi-iso-upgradable", version, module="demi_iso_upgradable",
+        source=_UPGRADABLE.replace("VERSION", version),
+        platforms={"upgradable": "demi_iso_upgradable:Upgradable"},
+    )  # fmt: skip
+
+
+async def test_a_restart_after_an_upgrade_serves_the_new_code_without_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Version 1 is installed and serving under continuous load; version 2 is
+    installed and the instance restarted: the new child runs the new code, its
+    version shows, and no request failed meanwhile."""
+    site = tmp_path / "site"
+    site.mkdir()
+    _install_upgradable(site, "1.0")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", str(site))  # the child's path
+    conductor = conductor_of(chat=spec("upgradable", isolation="process"))
+    failures: list[BaseException] = []
+    codes: list[str] = []
+    async with conductor:
+        assert conductor.instances()[0].version == "1.0"
+        upgraded = anyio.Event()
+
+        async def load() -> None:
+            while not upgraded.is_set():
+                try:
+                    codes.append((await conductor.dispatch("chat", {}))["code"])
+                except PlatformRequestError as err:
+                    failures.append(err)
+                await anyio.sleep(0.005)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(load)
+            await anyio.sleep(0.2)
+            _install_upgradable(site, "2.0")
+            assert await conductor.restart("chat")
+            await anyio.sleep(0.2)
+            upgraded.set()
+        assert conductor.instances()[0].version == "2.0"
+        assert await conductor.dispatch("chat", {}) == {"code": "2.0"}
+    assert failures == []
+    assert codes[0] == "1.0" and codes[-1] == "2.0"
 
 
 HOSTILE = {
