@@ -69,6 +69,8 @@ def snapshot(conductor: Conductor, record: Records) -> dict[str, Any]:
             "inbox_depth": status.inbox_depth,
             "seconds_in_state": dict(status.time_in_states),
         }
+        if status.pid is not None:  # a process-isolated instance's child
+            platforms[status.instance].update(pid=status.pid, version=status.version)
     ready, _ = readiness(conductor, record)
     worst = {p["health"] for p in platforms.values()}
     if not ready or "unhealthy" in worst:

@@ -93,6 +93,10 @@ class InstanceStatus:
     fatal: bool = False
     #: Inbound events buffered for the handler.
     inbox_depth: int = 0
+    #: For a process-isolated instance with a live child: the child's pid, and the
+    #: version of the distribution its driver came from (else ``None``).
+    pid: int | None = None
+    version: str | None = None
 
 
 @dataclass(slots=True)

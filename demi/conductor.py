@@ -193,7 +193,8 @@ class Conductor(AsyncContextManagerMixin):
         try:
             await self.manager.load_plugin(
                 spec.driver, spec.config, instance=route.key, label=instance,
-                inbox=route.inbox,
+                inbox=route.inbox, isolation=spec.isolation,
+                memory_limit_mb=spec.memory_limit_mb,
             )  # fmt: skip
         except DemiError as err:
             LOG.error(
@@ -448,7 +449,16 @@ class Conductor(AsyncContextManagerMixin):
             if name in to_add:
                 continue
             route = self._routes[name]
-            if (route.spec.driver, route.spec.config) != (spec.driver, spec.config):
+            if _where(route.spec) != _where(spec):
+                # Into or out of a process (or another memory limit): a fresh
+                # platform with the whole new spec, beside the old one as ever.
+                async with self._swap_lock(name):
+                    error = await self._replace(self._routes[name], spec)
+                if error is not None:
+                    result.failed[name] = error
+                    continue
+                result.switched.append(name)
+            elif (route.spec.driver, route.spec.config) != (spec.driver, spec.config):
                 try:
                     await self.switch_driver(name, spec.driver, spec.config)
                 except DemiError as err:
@@ -473,6 +483,8 @@ class Conductor(AsyncContextManagerMixin):
         statuses = []
         for name, route in self._routes.items():
             meta = self.manager.metadata(route.key)
+            pid, version = self._child_of(route)
+            isolated = route.spec.isolation == "process"
             statuses.append(
                 InstanceStatus(
                     instance=name,
@@ -483,12 +495,31 @@ class Conductor(AsyncContextManagerMixin):
                     health=meta.health if meta else None,
                     in_flight=route.in_flight,
                     time_in_states=meta.seconds_in_state if meta else {},
-                    connected=meta.connected if meta else None,
+                    # An isolated platform's proxy reads its child in a run of its
+                    # own: that is no connection of the platform's.
+                    connected=meta.connected if meta and not isolated else None,
                     fatal=meta.fatal if meta else False,
                     inbox_depth=self._inbound.depth(name),
+                    pid=pid,
+                    version=version,
                 )
             )
         return statuses
+
+    def _child_of(self, route: Route) -> tuple[int | None, str | None]:
+        """The pid of a process-isolated instance's child and its driver's version
+        (``None`` for an instance in process, or without a live child)."""
+        if route.spec.isolation != "process":
+            return None, None
+        from .isolation._proxy import ProcessPlatform  # only isolated instances
+
+        try:
+            platform = self.manager.get_plugin(route.key)
+        except PluginNotFoundError:
+            return None, None
+        if not isinstance(platform, ProcessPlatform):
+            return None, None
+        return platform.pid, platform.version
 
     def spec_of(self, instance: str) -> PlatformSettings | None:
         """The settings an instance runs with, or ``None`` if it is not configured."""
@@ -597,6 +628,11 @@ class Conductor(AsyncContextManagerMixin):
             chosen[name] = platforms[name].model_copy(update={"enabled": True})
         self.settings = self.settings.model_copy(update={"platforms": chosen})
         return self
+
+
+def _where(spec: PlatformSettings) -> tuple[str, int | None]:
+    """Where an instance's platform runs: changing it needs a fresh platform."""
+    return spec.isolation, spec.memory_limit_mb
 
 
 def _sole(error: BaseException) -> BaseException:

@@ -140,7 +140,7 @@ def instance_row(status: InstanceStatus, health: PluginHealth | None) -> dict[st
     error: object = health.error_message if health else None
     if error is None or (isinstance(error, str) and not error):
         error = status.error
-    return {
+    row = {
         "instance": status.instance,
         "driver": status.driver,
         "state": status.state.value if status.state else None,
@@ -148,6 +148,9 @@ def instance_row(status: InstanceStatus, health: PluginHealth | None) -> dict[st
         "response_time_ms": round(health.response_time_ms, 3) if health else None,
         "error": None if error is None else safe_text(error),
     }
+    if status.pid is not None:  # a process-isolated instance's child
+        row.update(pid=status.pid, version=status.version)
+    return row
 
 
 def check_table(rows: list[dict[str, Any]], healthy: bool) -> None:

@@ -46,6 +46,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -120,6 +121,22 @@ class PlatformSettings(BaseModel):
     #: platform counts as stably healthy and its restart count starts again from
     #: zero.
     restart_window: Seconds = 60.0
+    #: Where the platform runs: ``"inproc"`` in demi's own process, or ``"process"``
+    #: in a child process of the same interpreter that imports only its driver, so
+    #: that a crash, a blocked loop or a swallowed cancellation ends the child, not
+    #: demi (see demi.isolation).
+    isolation: Literal["inproc", "process"] = "inproc"
+    #: For ``isolation = "process"``: the child's memory (resident set) in MiB
+    #: above which it is ended and restarted; ``None`` for no limit.
+    memory_limit_mb: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _limit_needs_a_process(self) -> PlatformSettings:
+        # demi cannot bound the memory of a platform inside its own process: a
+        # limit that silently did nothing would mislead.
+        if self.memory_limit_mb is not None and self.isolation != "process":
+            raise ValueError('memory_limit_mb needs isolation = "process"')
+        return self
 
 
 def _default_platforms() -> dict[str, PlatformSettings]:

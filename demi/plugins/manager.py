@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import anyio
 import anyio.to_thread
@@ -98,6 +98,8 @@ class PluginManager(ManagerView, Unloading):
         instance: str | None = None,
         label: str | None = None,
         inbox: Inbox | None = None,
+        isolation: Literal["inproc", "process"] = "inproc",
+        memory_limit_mb: int | None = None,
     ) -> BasePlatform:
         """Load, configure and initialize the plugin ``name``; return the instance.
 
@@ -115,6 +117,11 @@ class PluginManager(ManagerView, Unloading):
         :param inbox: where a listening platform (one that defines ``run``) sends
             its events; its ``run`` starts in the manager's task group, so the
             manager must be entered (``async with``).
+        :param isolation: ``"process"`` runs the driver in a child process
+            behind a :class:`~demi.isolation._proxy.ProcessPlatform` (it reads the
+            child in a ``run``, so it needs ``inbox`` and an entered manager).
+        :param memory_limit_mb: for ``"process"``: the child is killed (and the
+            instance fails, saying so) when its resident memory goes over it.
         :raises PluginNotFoundError: no plugin of that name exists; lists the known ones.
         :raises PluginLoadError: import, validation, configuration or ``initialize``
             failed, timed out or returned something other than ``True``; the instance
@@ -139,6 +146,8 @@ class PluginManager(ManagerView, Unloading):
                 self._slots[key] = slot
             slot.inbox, slot.connection, slot.fatal = inbox, None, False
             known = self._catalog.classes.get(name)
+            if isolation == "process":
+                known = _isolated(self._catalog.namespace, name, memory_limit_mb)
             if known is not None and getattr(known, "blocking", False):
                 slot.threads = self._budget(slot.label)
             try:
@@ -286,6 +295,19 @@ class PluginManager(ManagerView, Unloading):
                 # it is, never wrapped in a group.
                 tasks.cancel_scope.cancel()
                 await tasks.__aexit__(None, None, None)
+
+
+def _isolated(
+    namespace: str | None, driver: str, memory_limit_mb: int | None
+) -> type[BasePlatform]:
+    # Imported here: only a process-isolated instance needs it.
+    from ..isolation._proxy import process_platform
+
+    if namespace is None:
+        raise PluginLoadError(
+            driver, f"{driver!r} cannot run in a process: it has no entry point"
+        )
+    return process_platform(namespace, driver, memory_limit_mb)
 
 
 _IN_USE = frozenset({PluginState.LOADING, PluginState.ACTIVE, PluginState.STOPPING})

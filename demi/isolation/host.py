@@ -1,0 +1,211 @@
+"""The child process of an isolated platform:
+``python -m demi.isolation.host NAMESPACE DRIVER FD``.
+
+It imports only that driver, runs its own event loop (asyncio, unless the platform's
+``supported_backends`` rules it out), says ``hello`` with its pid and its driver's
+version, then serves the requests that arrive on the socket ``FD`` through demi's own
+fault boundary, so whatever the platform raises is an error reply, never the child's
+end. It forwards its log records as ``log`` messages and exits when the socket
+closes; on Linux the kernel also kills it when its parent dies.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.metadata
+import logging
+import math
+import os
+import signal
+import socket
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+from anyio.abc import UNIXSocketStream
+from anyio.streams.memory import MemoryObjectSendStream
+
+from ..exceptions import PlatformFatalError
+from ..platforms.base import BasePlatform, PluginHealth, listens, takes_webhooks
+from ._wire import Channel, Message, WireError
+
+__all__ = ["main"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (a best effort
+    elsewhere: end-of-file on the socket ends it too)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl: no signal will come
+        os._exit(1)
+
+
+def _version(namespace: str, driver: str) -> str | None:
+    for ep in importlib.metadata.entry_points(group=namespace, name=driver):
+        if ep.dist is not None:
+            return ep.dist.version
+    return None
+
+
+def _backend(plugin: type[BasePlatform]) -> str:
+    wanted = plugin.supported_backends
+    return "asyncio" if not wanted or "asyncio" in wanted else wanted[0]
+
+
+class _Forward(logging.Handler):
+    """Sends every log record of the child to the parent as a ``log`` message."""
+
+    def __init__(self, send: MemoryObjectSendStream[Message]) -> None:
+        super().__init__()
+        self._send = send
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            params = {"name": record.name, "level": record.levelno, "text": text}
+            self._send.send_nowait(Message("log", params=params))
+        except Exception:  # a lost log line must not break the platform
+            pass
+
+
+class _Host:
+    """Serves one platform object over one channel."""
+
+    def __init__(self, plugin: type[BasePlatform], channel: Channel, label: str):
+        self.plugin = plugin
+        self.channel = channel
+        self.label = label
+        self.platform: BasePlatform | None = None
+        self.calls: dict[int, anyio.CancelScope] = {}
+
+    async def serve(self) -> None:
+        logs_in, logs_out = _log_stream()
+        root = logging.getLogger()
+        root.addHandler(_Forward(logs_in))
+        root.setLevel(logging.INFO)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._forward_logs, logs_out)
+            while True:
+                try:
+                    message = await self.channel.receive()
+                except (anyio.EndOfStream, anyio.IncompleteRead, OSError, WireError):
+                    break  # demi is gone (or talks nonsense): so are we
+                except anyio.BrokenResourceError:
+                    break
+                if message.t == "req":
+                    scope = self.calls[message.id] = anyio.CancelScope()
+                    tasks.start_soon(self._answer, message, scope)
+                elif message.t == "cancel":
+                    running = self.calls.get(message.id)
+                    if running is not None:
+                        running.cancel()
+            tasks.cancel_scope.cancel()
+
+    async def _forward_logs(self, logs: Any) -> None:
+        async for message in logs:
+            try:
+                await self.channel.send(message)
+            except WireError:
+                continue
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                return
+
+    async def _answer(self, request: Message, scope: anyio.CancelScope) -> None:
+        reply = Message("err", params={"kind": "cancelled", "text": "cancelled"})
+        try:
+            with scope:
+                result = await self._call(request.method, request.params or {})
+                reply = Message("ok", params=result)
+        except TimeoutError as err:
+            reply = Message("err", params={"kind": "timeout", "text": str(err)})
+        except Exception as err:
+            from ..plugins._calls import describe
+
+            # Fatal stays fatal across the boundary: the supervisor must not retry.
+            kind = "fatal" if isinstance(err, PlatformFatalError) else "raised"
+            reply = Message("err", params={"kind": kind, "text": describe(err)})
+        finally:
+            self.calls.pop(request.id, None)
+        reply.id = request.id
+        try:
+            await self.channel.send(reply)
+        except WireError as err:
+            text = f"its {request.method} reply {err}"
+            failed = Message("err", request.id, params={"kind": "codec", "text": text})
+            await self.channel.send(failed)
+
+    async def _call(self, method: str, params: Mapping[str, Any]) -> Any:
+        from ..core.prepare import prepare_config
+        from ..plugins._calls import call
+
+        timeout = float(params.get("timeout") or 1e9)
+        if method == "initialize":
+            if listens(self.plugin) or takes_webhooks(self.plugin):
+                raise PlatformFatalError(
+                    f"platform {self.label!r} listens (run or handle_webhook), and "
+                    "inbound events do not cross the process boundary yet: "
+                    'run it with isolation = "inproc"'
+                )
+            self.platform = self.plugin()
+            self.platform._demi_name = self.label
+            options = prepare_config(
+                self.plugin.config_model,
+                params.get("config") or {},
+                instance=self.label,
+            )
+            return await call(self.platform, "initialize", options, timeout=timeout)
+        if self.platform is None:
+            raise RuntimeError(f"{method} before initialize")
+        if method == "health_check":
+            health = await call(self.platform, "health_check", timeout=timeout)
+            if not isinstance(health, PluginHealth):
+                return {"status": "unhealthy", "error": f"returned {type(health)}"}
+            return {"status": health.status.value, "error": health.error_message}
+        if method == "handle_request":
+            args = params.get("request")
+            return await call(self.platform, "handle_request", args, timeout=timeout)
+        if method == "shutdown":
+            return await call(self.platform, "shutdown", timeout=timeout)
+        raise ValueError(f"no method {method!r}")
+
+
+def _log_stream() -> Any:
+    return anyio.create_memory_object_stream[Message](math.inf)
+
+
+async def _serve(plugin: type[BasePlatform], fd: int, label: str, version: Any) -> None:
+    stream = await UNIXSocketStream.from_socket(socket.socket(fileno=fd))
+    channel = Channel(stream)
+    await channel.send(
+        Message("hello", params={"pid": os.getpid(), "version": version})
+    )
+    await _Host(plugin, channel, label).serve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the child: ``NAMESPACE DRIVER FD [LABEL]``."""
+    _die_with_parent()
+    # demi stops the child with SIGTERM after its shutdown; Ctrl-C in the terminal
+    # reaches demi, which decides (the child is in a session of its own anyway).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    namespace, driver, fd_text, *rest = argv if argv is not None else sys.argv[1:]
+    label = rest[0] if rest else driver
+    from ..plugins.discovery import load_driver
+
+    plugin = load_driver(driver, namespace)
+    version = _version(namespace, driver)
+    anyio.run(_serve, plugin, int(fd_text), label, version, backend=_backend(plugin))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,610 @@
+"""Process isolation (issue 11): a platform with ``isolation = "process"`` runs in a
+child process; one that segfaults, exits, blocks its loop or swallows cancellation
+fails alone, with a reason a person can read, and is restarted, while an in-process
+platform beside it keeps answering. The hostile platforms are real installed entry
+points (tests/fixture_dist, iso_*)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+# As in tests/test_run_http.py: one httpcore for the whole session.
+import httpcore  # noqa: F401
+import httpx
+import pytest
+from helpers import free_port, install_distribution
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
+
+from demi import DemiSettings, PluginState
+from demi.conductor import Conductor
+from demi.core.config import PlatformSettings
+from demi.exceptions import PlatformRequestError, PlatformTimeoutError
+from demi.isolation._proxy import ProcessPlatform
+from demi.isolation._wire import MAX_FRAME, Message, WireError, decode, encode
+from demi.supervision import Supervisor
+
+DEMI = Path(sys.executable).with_name("demi")
+
+
+# -- configuration ----------------------------------------------------------
+
+
+def test_isolation_is_inproc_unless_configured() -> None:
+    spec = PlatformSettings(driver="echo")
+    assert (spec.isolation, spec.memory_limit_mb) == ("inproc", None)
+
+
+def test_isolation_and_memory_limit_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DEMI_PLATFORMS__CHAT__DRIVER", "echo")
+    monkeypatch.setenv("DEMI_PLATFORMS__CHAT__ISOLATION", "process")
+    monkeypatch.setenv("DEMI_PLATFORMS__CHAT__MEMORY_LIMIT_MB", "256")
+    spec = DemiSettings().platforms["chat"]
+    assert (spec.isolation, spec.memory_limit_mb) == ("process", 256)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"isolation": "thread"},
+        {"isolation": "process", "memory_limit_mb": 0},
+        {"memory_limit_mb": 100},  # a limit in process would bound nothing
+    ],
+)
+def test_isolation_settings_are_checked(values: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        PlatformSettings(driver="echo", **values)
+
+
+# -- the wire ---------------------------------------------------------------
+
+
+def test_a_message_crosses_the_wire_unchanged() -> None:
+    message = Message("req", 7, "handle_request", {"request": {"text": "hé", "n": 1.5}})
+    frame = encode(message)
+    assert int.from_bytes(frame[:4], "big") == len(frame) - 4
+    assert decode(frame[4:]) == message
+
+
+@pytest.mark.parametrize(
+    ("params", "why"),
+    [({"s": object()}, "cannot be encoded"), ("x" * MAX_FRAME, "over the")],
+)
+def test_what_the_codec_cannot_carry_is_a_wire_error(params: Any, why: str) -> None:
+    with pytest.raises(WireError, match=why):
+        encode(Message("ok", 1, params=params))
+
+
+def test_a_garbled_frame_is_a_wire_error() -> None:
+    with pytest.raises(WireError, match="garbled"):
+        decode(b"\xc1not msgpack")
+
+
+# -- a conductor with isolated platforms -------------------------------------
+
+
+def spec(driver: str, **values: Any) -> PlatformSettings:
+    """An instance with tiny backoffs."""
+    return PlatformSettings(
+        driver=driver, backoff_initial=0.01, backoff_max=0.02, **values
+    )
+
+
+def conductor_of(**platforms: PlatformSettings) -> Conductor:
+    """A conductor over the installed entry points, rounds a minute apart."""
+    settings = DemiSettings(
+        health_interval=60, health_timeout=2, stop_timeout=10, request_timeout=2,
+        platforms=platforms,
+    )  # fmt: skip
+    return Conductor(settings)
+
+
+@asynccontextmanager
+async def supervised(conductor: Conductor) -> AsyncIterator[Supervisor]:
+    """Run ``conductor`` under a supervisor."""
+    supervisor = Supervisor(conductor, rng=lambda: 1.0)
+    async with conductor, anyio.create_task_group() as group:
+        await group.start(supervisor.run)
+        yield supervisor
+        group.cancel_scope.cancel()
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Poll ``condition`` until it holds (bounded)."""
+    with anyio.fail_after(timeout):
+        while not condition():  # noqa: ASYNC110 (plain state: polling is the point)
+            await anyio.sleep(0.02)
+
+
+def child_of(conductor: Conductor, instance: str) -> ProcessPlatform:
+    """The proxy behind ``instance``."""
+    route = conductor._routes[instance]
+    platform = conductor.manager.get_plugin(route.key)
+    assert isinstance(platform, ProcessPlatform)
+    return platform
+
+
+def command_line(pid: int) -> str:
+    """The command line of ``pid``, read from /proc."""
+    return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def test_a_process_isolated_echo_answers_from_its_own_process() -> None:
+    async with conductor_of(chat=spec("good", isolation="process")) as conductor:
+        assert await conductor.dispatch("chat", {"text": "hi"}) == {"text": "hi"}
+        proxy = child_of(conductor, "chat")
+        assert proxy.pid is not None and proxy.pid != os.getpid()
+        assert alive(proxy.pid)
+        assert proxy.version == "1.0.0"  # demi-testplugins
+        assert "demi.isolation.host" in command_line(proxy.pid)
+        health = await conductor.manager.health_check(conductor._routes["chat"].key)
+        assert health.is_healthy
+        pid = proxy.pid
+    await eventually(lambda: not alive(pid), timeout=10)
+
+
+async def test_a_raising_platform_is_a_request_error_naming_it() -> None:
+    async with conductor_of(chat=spec("request_raises", isolation="process")) as c:
+        with pytest.raises(PlatformRequestError, match="'chat'") as caught:
+            await c.dispatch("chat", {"text": "hi"})
+        assert "ValueError: cannot handle that request" in str(caught.value)
+        assert c.instances()[0].state is PluginState.ACTIVE
+
+
+async def test_a_request_the_codec_cannot_carry_is_a_request_error() -> None:
+    async with conductor_of(chat=spec("good", isolation="process")) as conductor:
+        with pytest.raises(PlatformRequestError, match="'chat'.*cannot be encoded"):
+            await conductor.dispatch("chat", {"tag": object()})
+        assert await conductor.dispatch("chat", {"text": "ok"}) == {"text": "ok"}
+
+
+async def test_a_reply_the_codec_cannot_carry_is_a_request_error() -> None:
+    async with conductor_of(chat=spec("reply_object", isolation="process")) as c:
+        with pytest.raises(PlatformRequestError, match="'chat'.*cannot be encoded"):
+            await c.dispatch("chat", {"text": "hi"})
+        assert c.instances()[0].state is PluginState.ACTIVE
+
+
+async def test_the_childs_log_records_reach_demi_scrubbed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = "hunter2-very-secret"
+    chat = spec("iso_logs", isolation="process", config={"token": secret})
+    caplog.set_level(logging.INFO, logger="demi")
+    async with conductor_of(chat=chat) as conductor:
+        assert await conductor.dispatch("chat", {"text": "hi"}) == {"text": "hi"}
+        await eventually(lambda: "my token is" in caplog.text)
+    mine = [r for r in caplog.records if r.name == "demi.platform.chat"]
+    assert any(r.getMessage() == "asked hi" for r in mine)
+    assert any(r.levelno == logging.WARNING for r in mine)
+    assert secret not in caplog.text
+
+
+async def test_health_and_check_show_the_childs_pid_and_version() -> None:
+    conductor = conductor_of(chat=spec("good", isolation="process"), calm=spec("good"))
+    async with supervised(conductor) as supervisor:
+        platforms = supervisor.snapshot()["platforms"]
+        assert platforms["chat"]["pid"] == child_of(conductor, "chat").pid
+        assert platforms["chat"]["version"] == "1.0.0"
+        assert platforms["chat"]["connected"] is None  # as in process: no listener
+        assert "pid" not in platforms["calm"]
+
+
+@pytest.mark.slow
+def test_demi_check_json_shows_the_childs_pid_and_version(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    env["DEMI_PLATFORMS__CHAT__DRIVER"] = "good"
+    env["DEMI_PLATFORMS__CHAT__ISOLATION"] = "process"
+    done = subprocess.run(
+        [str(DEMI), "check", "--json"], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)["platforms"]
+    assert row["health"] == "healthy"
+    assert isinstance(row["pid"], int) and row["version"] == "1.0.0"
+
+
+async def test_a_listening_driver_is_refused_in_a_process_for_good() -> None:
+    conductor = conductor_of(chat=spec("listens", isolation="process"))
+    async with conductor:
+        (status,) = conductor.instances()
+        assert status.state is PluginState.FAILED
+        assert status.fatal
+        assert "inbound events do not cross the process boundary" in (
+            status.error or ""
+        )
+
+
+async def test_a_call_past_its_deadline_is_cancelled_in_the_child() -> None:
+    """A hang that honours cancellation is cut off by a cancel message: the child
+    answers it, is not killed, and serves the next request."""
+    async with conductor_of(chat=spec("request_hangs", isolation="process")) as c:
+        pid = child_of(c, "chat").pid
+        with pytest.raises(PlatformTimeoutError):
+            await c.dispatch("chat", {"text": "hi"})
+        await anyio.sleep(1.5)  # past the cancel grace: a kill would have come
+        assert c.instances()[0].state is PluginState.ACTIVE
+        assert child_of(c, "chat").pid == pid
+        assert pid is not None and alive(pid)
+
+
+async def test_a_child_whose_shutdown_never_ends_is_killed_within_the_bounds() -> None:
+    settings = DemiSettings(
+        shutdown_timeout=1, stop_timeout=10,
+        platforms={"chat": spec("shutdown_swallows_forever", isolation="process")},
+    )  # fmt: skip
+    conductor = Conductor(settings)
+    async with conductor:
+        pid = child_of(conductor, "chat").pid
+        began = time.monotonic()
+    assert time.monotonic() - began < 8  # 1 s shutdown, 1 s cancel grace, a margin
+    assert pid is not None and not alive(pid)
+
+
+async def test_a_driver_that_fails_to_import_in_the_child_fails_to_start() -> None:
+    async with conductor_of(chat=spec("import_fails", isolation="process")) as c:
+        (status,) = c.instances()
+        assert status.state is PluginState.FAILED
+        assert "process exited before it said hello: exit code 1" in (
+            status.error or ""
+        )
+
+
+async def test_requests_are_answered_after_the_reader_stopped() -> None:
+    """demi ends connections before requests in flight finish while it stops; the
+    proxy's reader is one, so its callers then read in turns, and all get answers."""
+    async with conductor_of(chat=spec("good", isolation="process")) as conductor:
+        key = conductor._routes["chat"].key
+        connection = conductor.manager._slots[key].connection
+        assert connection is not None
+        answers: list[Any] = []
+
+        async def ask(n: int) -> None:
+            reply = await conductor.manager.handle_request(key, {"n": n}, timeout=5)
+            answers.append(reply["n"])
+
+        async with anyio.create_task_group() as group:
+            for n in range(10):
+                group.start_soon(ask, n)
+            await anyio.lowlevel.checkpoint()
+            connection.stopping = True  # as demi does: its end is no loss
+            connection.scope.cancel()
+        assert sorted(answers) == list(range(10))
+        assert await conductor.manager.handle_request(key, {"n": 10}) == {"n": 10}
+
+
+async def test_an_asyncio_only_platform_runs_in_a_process_on_either_backend() -> None:
+    chat = spec("iso_asyncio_only", isolation="process")
+    async with conductor_of(chat=chat) as conductor:
+        reply = await conductor.dispatch("chat", {})
+    assert reply["loop"] == "asyncio"
+    assert reply["pid"] != os.getpid()
+
+
+async def test_a_child_that_keeps_dying_is_given_up_by_the_intensity_limit() -> None:
+    conductor = conductor_of(bad=spec("iso_exits", isolation="process", max_restarts=0))
+    async with supervised(conductor) as supervisor:
+        with pytest.raises(PlatformRequestError, match="exit code 3"):
+            await conductor.dispatch("bad", {"fault": True})
+        record = supervisor.record("bad")
+        await eventually(lambda: record.gave_up is not None)
+        assert record.restarts == 0
+        (status,) = conductor.instances()
+        assert status.state is PluginState.FAILED
+        assert "process exited: exit code 3" in (status.error or "")
+        assert supervisor.snapshot()["platforms"]["bad"]["gave_up"]
+
+
+async def test_every_request_in_flight_fails_at_once_when_the_child_dies() -> None:
+    conductor = conductor_of(bad=spec("iso_segfaults", isolation="process"))
+    failures: list[str] = []
+
+    async def waits() -> None:
+        with pytest.raises(PlatformRequestError) as caught:
+            await conductor.dispatch("bad", {"wait": 1.9})
+        failures.append(str(caught.value))
+
+    async with conductor:
+        began = time.monotonic()
+        async with anyio.create_task_group() as group:
+            for _ in range(5):
+                group.start_soon(waits)
+            await anyio.sleep(0.2)
+            with pytest.raises(PlatformRequestError):
+                await conductor.dispatch("bad", {"fault": True})
+        took = time.monotonic() - began
+    assert took < 1.5  # not the 1.9 s they waited for, nor the 2 s timeout
+    assert len(failures) == 5
+    assert all("killed by signal 11 (SIGSEGV)" in text for text in failures)
+
+
+async def test_a_reload_moves_an_instance_into_a_process_and_back() -> None:
+    inproc = {"chat": spec("good")}
+    async with Conductor(DemiSettings(platforms=inproc)) as conductor:
+        assert conductor.instances()[0].pid is None
+        isolated = {"chat": spec("good", isolation="process")}
+        result = await conductor.reload(DemiSettings(platforms=isolated))
+        assert result.switched == ["chat"]
+        (status,) = conductor.instances()
+        assert status.state is PluginState.ACTIVE and status.pid is not None
+        pid = status.pid
+        assert await conductor.dispatch("chat", {"n": 1}) == {"n": 1}
+        result = await conductor.reload(DemiSettings(platforms=inproc))
+        assert result.switched == ["chat"]
+        assert conductor.instances()[0].pid is None
+        assert await conductor.dispatch("chat", {"n": 2}) == {"n": 2}
+    await eventually(lambda: not alive(pid), timeout=10)
+
+
+_UPGRADABLE = """
+from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+
+
+class Upgradable(BasePlatform):
+    async def initialize(self, config):
+        return True
+
+    async def health_check(self):
+        return PluginHealth(status=HealthStatus.HEALTHY)
+
+    async def handle_request(self, request):
+        return {"code": "VERSION"}
+
+    async def shutdown(self):
+        pass
+"""
+
+
+def _install_upgradable(site: Path, version: str) -> None:
+    """Install version ``version`` of demi-iso-upgradable into ``site``, replacing
+    whatever version was there (as pip would)."""
+    for old in site.glob("demi_iso_upgradable*"):
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    install_distribution(
+        site, "demi-iso-upgradable", version, module="demi_iso_upgradable",
+        source=_UPGRADABLE.replace("VERSION", version),
+        platforms={"upgradable": "demi_iso_upgradable:Upgradable"},
+    )  # fmt: skip
+
+
+async def test_a_restart_after_an_upgrade_serves_the_new_code_without_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Version 1 is installed and serving under continuous load; version 2 is
+    installed and the instance restarted: the new child runs the new code, its
+    version shows, and no request failed meanwhile."""
+    site = tmp_path / "site"
+    site.mkdir()
+    _install_upgradable(site, "1.0")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", str(site))  # the child's path
+    conductor = conductor_of(chat=spec("upgradable", isolation="process"))
+    failures: list[BaseException] = []
+    codes: list[str] = []
+    async with conductor:
+        assert conductor.instances()[0].version == "1.0"
+        upgraded = anyio.Event()
+
+        async def load() -> None:
+            while not upgraded.is_set():
+                try:
+                    codes.append((await conductor.dispatch("chat", {}))["code"])
+                except PlatformRequestError as err:
+                    failures.append(err)
+                await anyio.sleep(0.005)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(load)
+            await anyio.sleep(0.2)
+            _install_upgradable(site, "2.0")
+            assert await conductor.restart("chat")
+            await anyio.sleep(0.2)
+            upgraded.set()
+        assert conductor.instances()[0].version == "2.0"
+        assert await conductor.dispatch("chat", {}) == {"code": "2.0"}
+    assert failures == []
+    assert codes[0] == "1.0" and codes[-1] == "2.0"
+
+
+HOSTILE = {
+    "iso_grows": (PlatformRequestError, "over its memory_limit_mb of 200: killed"),
+    "iso_segfaults": (PlatformRequestError, "killed by signal 11 (SIGSEGV)"),
+    "iso_exits": (PlatformRequestError, "exit code 3"),
+    "iso_blocks_loop": (PlatformTimeoutError, "killed by signal 9 (SIGKILL)"),
+    "iso_swallows_cancel": (PlatformTimeoutError, "killed by signal 9 (SIGKILL)"),
+}
+
+
+@pytest.mark.parametrize("driver", list(HOSTILE))
+async def test_a_hostile_child_fails_alone_and_is_restarted(driver: str) -> None:
+    """The fault fails the culprit's request fast (a crash or a memory kill at
+    once, a hang at its timeout plus the cancel grace), the instance fails with the
+    reason, the supervisor starts a new child, and the in-process echo beside it
+    never misses a beat."""
+    error, reason = HOSTILE[driver]
+    bad = spec(driver, isolation="process", memory_limit_mb=200)
+    conductor = conductor_of(bad=bad, calm=spec("good"))
+    failures: list[str] = []
+    conductor.manager.subscribe(
+        lambda change: (
+            failures.append(change.reason or "")
+            if change.target is PluginState.FAILED and change.name == "bad"
+            else None
+        )
+    )
+    async with supervised(conductor) as supervisor:
+        first = child_of(conductor, "bad").pid
+        slowest = 0.0
+        fault_done = anyio.Event()
+
+        async def keep_asking() -> None:
+            nonlocal slowest
+            while not fault_done.is_set():
+                began = time.monotonic()
+                assert await conductor.dispatch("calm", {"n": 1}) == {"n": 1}
+                slowest = max(slowest, time.monotonic() - began)
+                await anyio.sleep(0.01)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(keep_asking)
+            began = time.monotonic()
+            with pytest.raises(error):
+                await conductor.dispatch("bad", {"fault": True})
+            took = time.monotonic() - began
+            fault_done.set()
+        assert took < 8  # request_timeout 2 s, cancel grace 1 s, and a margin
+        assert slowest < 0.5  # the conductor's loop was never held
+
+        await eventually(lambda: supervisor.record("bad").restarts >= 1)
+        assert any(reason in why for why in failures), failures
+        await eventually(lambda: conductor.instances()[0].state is PluginState.ACTIVE)
+        assert await conductor.dispatch("bad", {"text": "back"}) == {"text": "back"}
+        assert child_of(conductor, "bad").pid != first
+        assert first is not None and not alive(first)
+
+
+def _children(parent: int) -> list[int]:
+    """The pids whose parent is ``parent``, read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_no_child_outlives_a_sigkilled_demi_run(tmp_path: Path, backend: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    env["DEMI_BACKEND"] = backend
+    for name in ("one", "two", "three"):
+        env[f"DEMI_PLATFORMS__{name.upper()}__DRIVER"] = "good"
+        env[f"DEMI_PLATFORMS__{name.upper()}__ISOLATION"] = "process"
+    log = tmp_path / "run.log"
+    with log.open("wb") as sink:
+        demi = subprocess.Popen(
+            [str(DEMI), "run"], cwd=tmp_path, env=env, stdout=sink,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while len(children := _children(demi.pid)) < 3:
+            assert demi.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        while log.read_text().count("-> active") < 3:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+    finally:
+        demi.kill()
+        demi.wait()
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in children):
+        assert time.monotonic() < deadline, f"children left: {children}"
+        time.sleep(0.05)
+
+
+def _restarts(metrics: str, platform: str) -> float:
+    """demi_platform_restarts_total of ``platform``, all reasons, from /metrics."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "demi_platform_restarts_total"
+        and sample.labels.get("platform") == platform
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_demi_run_over_http_sees_a_child_crash_and_its_restart(
+    tmp_path: Path, backend: str
+) -> None:
+    """A real ``demi run --http``: the isolated child is killed with SIGSEGV from
+    outside; the in-process platform stays healthy, /health shows the restarted
+    child's new pid, the metrics count the restart, /readyz is ready again, and the
+    log says why."""
+    (tmp_path / "demi.toml").write_text(
+        "[platforms.bad]\ndriver = 'good'\nisolation = 'process'\n"
+        "backoff_initial = 0.01\nbackoff_max = 0.02\n"
+        "[platforms.calm]\ndriver = 'good'\n",
+        encoding="utf-8",
+    )
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    env.update(DEMI_HEALTH_INTERVAL="0.2", PYTHONUNBUFFERED="1")
+    log = tmp_path / "demi.log"
+    command = [str(DEMI), "run", "--http", f"127.0.0.1:{port}", "--backend", backend]
+    with log.open("wb") as sink:
+        demi = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+
+            def health_when(ok: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+                end = time.monotonic() + 30
+                while True:
+                    assert demi.poll() is None, log.read_text()
+                    try:
+                        body: dict[str, Any] = client.get("/health").json()
+                        if ok(body):
+                            return body
+                    except httpx.TransportError:
+                        pass
+                    assert time.monotonic() < end, log.read_text()
+                    time.sleep(0.05)
+
+            first = health_when(lambda b: b["platforms"]["bad"].get("pid") is not None)
+            pid = first["platforms"]["bad"]["pid"]
+            assert first["platforms"]["bad"]["version"] == "1.0.0"
+            os.kill(pid, signal.SIGSEGV)
+            after = health_when(
+                lambda b: (
+                    b["platforms"]["bad"]["restarts"] >= 1
+                    and b["platforms"]["bad"].get("pid") not in (None, pid)
+                    and b["platforms"]["bad"]["state"] == "active"
+                )
+            )
+            assert after["platforms"]["calm"]["restarts"] == 0
+            assert after["platforms"]["calm"]["state"] == "active"
+            assert client.get("/readyz").status_code == 200
+            metrics = client.get("/metrics").text
+            assert _restarts(metrics, "bad") >= 1
+            assert _restarts(metrics, "calm") == 0
+    finally:
+        demi.kill()
+        demi.wait()
+    assert "process exited: killed by signal 11 (SIGSEGV)" in log.read_text()
