@@ -98,6 +98,12 @@ class _Failures:
             return
         if isinstance(error, PluginNotFoundError):
             raise PlatformUnavailableError(instance, str(error)) from None
+        if isinstance(error, PlatformUnavailableError):
+            # The platform itself says it cannot serve now (a process-isolated one
+            # whose child died): the caller may retry, as for an inactive one.
+            raise PlatformUnavailableError(
+                instance, f"platform {instance!r} is unavailable: {describe(error)}"
+            ) from error
         if isinstance(error, TimeoutError):
             raise PlatformTimeoutError(
                 instance,

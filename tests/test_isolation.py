@@ -33,7 +33,11 @@ from pydantic import ValidationError
 from demi import DemiSettings, PluginState
 from demi.conductor import Conductor
 from demi.core.config import PlatformSettings
-from demi.exceptions import PlatformRequestError, PlatformTimeoutError
+from demi.exceptions import (
+    PlatformRequestError,
+    PlatformTimeoutError,
+    PlatformUnavailableError,
+)
 from demi.isolation._proxy import ProcessPlatform
 from demi.isolation._wire import MAX_FRAME, Message, WireError, decode, encode
 from demi.supervision import Supervisor
@@ -326,7 +330,8 @@ async def test_every_request_in_flight_fails_at_once_when_the_child_dies() -> No
     failures: list[str] = []
 
     async def waits() -> None:
-        with pytest.raises(PlatformRequestError) as caught:
+        # Unavailable, as for any platform that is not there: the caller may retry.
+        with pytest.raises(PlatformUnavailableError) as caught:
             await conductor.dispatch("bad", {"wait": 1.9})
         failures.append(str(caught.value))
 
