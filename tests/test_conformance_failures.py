@@ -266,8 +266,8 @@ DEFECTS = {
         """,
         {
             "test_cancelled_handle_request_leaves_no_task_running": (
-                "A cancelled handle_request must leave no task running, but for "
-                "sample_requests[0] 1 task (*deliver) was still running*."
+                "A cancelled handle_request (sample_requests[0]) must leave no task "
+                "running, but 1 task (*deliver) was still running*."
             ),
         },
     ),

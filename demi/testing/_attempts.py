@@ -16,6 +16,7 @@ __all__ = [
     "label",
     "leaked",
     "left_open",
+    "require_no_task_left",
     "scope_left_open",
     "sentence_part",
     "still_running",
@@ -114,6 +115,18 @@ def leaked(before: Mapping[int, str]) -> str | None:
             "shutdown, or in run)"
         )
     return text
+
+
+def require_no_task_left(before: Mapping[int, str], what: str) -> None:
+    """Fail with one sentence when tasks started since ``before`` still run:
+    "``what`` must leave no task running, but ...".
+
+    :raises AssertionError: naming the tasks left behind.
+    """
+    __tracebackhide__ = True
+    left = leaked(before)
+    if left:
+        raise AssertionError(f"{what} must leave no task running, but {left}.")
 
 
 def still_running(names: list[str]) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 
 from ..platforms.base import PluginHealth
-from ._attempts import attempt, kind, leaked, scope_left_open
+from ._attempts import attempt, kind, require_no_task_left, scope_left_open
 from ._inbound_checks import InboundChecks
 from ._tasks import running_tasks
 
@@ -172,12 +172,7 @@ class PlatformConformance(InboundChecks):
                 raise
             with anyio.CancelScope(shield=True):
                 await attempt(platform, "shutdown", timeout=self.shutdown_timeout)
-            left = leaked(before)
-            if left:
-                raise AssertionError(
-                    f"A cancelled initialize followed by shutdown must leave no task "
-                    f"running, but {left}."
-                )
+            require_no_task_left(before, "A cancelled initialize followed by shutdown")
 
     async def test_cancelled_handle_request_leaves_no_task_running(
         self, platform_config: Mapping[str, Any]
@@ -196,12 +191,10 @@ class PlatformConformance(InboundChecks):
                             request,
                             timeout=self.request_timeout,
                         )
-                    left = leaked(before)
-                    if left:
-                        raise AssertionError(
-                            f"A cancelled handle_request must leave no task running, "
-                            f"but for sample_requests[{index}] {left}."
-                        )
+                    require_no_task_left(
+                        before,
+                        f"A cancelled handle_request (sample_requests[{index}])",
+                    )
 
     async def test_shutdown_leaves_no_task_running(
         self, platform_config: Mapping[str, Any]
@@ -224,6 +217,4 @@ class PlatformConformance(InboundChecks):
                     platform, "handle_request", request, timeout=self.request_timeout
                 )
         await self._require_shutdown(platform)
-        left = leaked(before)
-        if left:
-            raise AssertionError(f"shutdown must leave no task running, but {left}.")
+        require_no_task_left(before, "shutdown")

@@ -13,7 +13,7 @@ import anyio
 from ..exceptions import PluginValidationError
 from ..platforms.base import BasePlatform, listens, takes_webhooks
 from ..platforms.inbound import WebhookRequest, WebhookResponse
-from ._attempts import attempt, kind, leaked, sentence_part
+from ._attempts import attempt, kind, require_no_task_left, sentence_part
 from ._fake_inbox import FakeInbox
 from ._kit import INSTANCE, KitBase
 from ._running import Run, running
@@ -94,12 +94,7 @@ class InboundChecks(KitBase):
                 f"({self.shutdown_timeout:g}s) of being cancelled, but it was still "
                 f"running {run.stuck_for:g}s after."
             )
-        left = leaked(before)
-        if left:
-            raise AssertionError(
-                f"A cancelled run followed by shutdown must leave no task running, "
-                f"but {left}."
-            )
+        require_no_task_left(before, "A cancelled run followed by shutdown")
 
     async def test_handle_request_works_while_run_runs(
         self, platform_config: Mapping[str, Any]
