@@ -291,12 +291,9 @@ async def call(
                         result = await anyio.to_thread.run_sync(
                             work, abandon_on_cancel=True
                         )
-            except anyio.get_cancelled_exc_class():
-                raise
-            except Exception:
-                raise
             except BaseException as err:
-                raise PluginRaised(err) from err
+                _reraise(err)
+                raise
     finally:
         _DEADLINES.pop(scope, None)
     # A result that comes after the deadline is a timeout. The deadline may have
@@ -324,9 +321,14 @@ async def run_watched(
         await _watched(
             platform.run(inbox, task_status=task_status), owner, "run", block_threshold
         )
-    except anyio.get_cancelled_exc_class():
-        raise
-    except Exception:
-        raise
     except BaseException as err:
-        raise PluginRaised(err) from err
+        _reraise(err)
+        raise
+
+
+def _reraise(err: BaseException) -> None:
+    """What comes out of plugin code: an Exception or a cancellation goes on as it
+    is (the caller re-raises it); any other BaseException becomes PluginRaised."""
+    if isinstance(err, Exception | anyio.get_cancelled_exc_class()):
+        return
+    raise PluginRaised(err) from err
