@@ -101,18 +101,7 @@ class PlatformConformance(InboundChecks):
         __tracebackhide__ = True
         requests = self._requests()
         async with self._initialized(platform_config) as platform:
-            for index, request in enumerate(requests):
-                result, problem = await attempt(
-                    platform, "handle_request", request, timeout=self.request_timeout
-                )
-                if problem is None and not isinstance(result, dict):
-                    problem = f"returned {kind(result)}"
-                if problem is not None:
-                    raise AssertionError(
-                        f"handle_request must return a dict within the request "
-                        f"timeout ({self.request_timeout:g}s), but for "
-                        f"sample_requests[{index}] it {problem}."
-                    )
+            await self._require_dict_answers(platform, requests, "")
 
     async def test_shutdown_is_idempotent(
         self, platform_config: Mapping[str, Any]

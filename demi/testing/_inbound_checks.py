@@ -105,18 +105,9 @@ class InboundChecks(KitBase):
             return
         requests = self._requests()
         async with self._listening(platform_config) as (platform, _, _):
-            for index, request in enumerate(requests):
-                result, problem = await attempt(
-                    platform, "handle_request", request, timeout=self.request_timeout
-                )
-                if problem is None and not isinstance(result, dict):
-                    problem = f"returned {kind(result)}"
-                if problem is not None:
-                    raise AssertionError(
-                        f"handle_request must return a dict within the request "
-                        f"timeout ({self.request_timeout:g}s) while run is running, "
-                        f"but for sample_requests[{index}] it {problem}."
-                    )
+            await self._require_dict_answers(
+                platform, requests, " while run is running"
+            )
 
     # -- handle_webhook ------------------------------------------------------------
 

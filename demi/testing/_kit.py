@@ -143,6 +143,25 @@ class KitBase:
             )
         return self.sample_requests
 
+    async def _require_dict_answers(
+        self, platform: BasePlatform, requests: Sequence[Mapping[str, Any]], when: str
+    ) -> None:
+        """Fail with one sentence unless ``platform`` answers every request with a
+        dict within the request timeout (``when``: the circumstance to name)."""
+        __tracebackhide__ = True
+        for index, request in enumerate(requests):
+            result, problem = await attempt(
+                platform, "handle_request", request, timeout=self.request_timeout
+            )
+            if problem is None and not isinstance(result, dict):
+                problem = f"returned {kind(result)}"
+            if problem is not None:
+                raise AssertionError(
+                    f"handle_request must return a dict within the request timeout "
+                    f"({self.request_timeout:g}s){when}, but for "
+                    f"sample_requests[{index}] it {problem}."
+                )
+
     @asynccontextmanager
     async def _initialized(
         self, config: Mapping[str, Any]
