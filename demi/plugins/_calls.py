@@ -144,15 +144,10 @@ def _watched(
         try:
             step = coro.send(value) if error is None else coro.throw(error)
         except StopIteration as done:
-            if (held := perf() - began) > threshold:
-                _blocked(held, owner, method)
             return done.value
-        except BaseException:
+        finally:  # however the step ended, it held the loop this long
             if (held := perf() - began) > threshold:
                 _blocked(held, owner, method)
-            raise
-        if (held := perf() - began) > threshold:
-            _blocked(held, owner, method)
         try:
             value, error = (yield step), None
         except GeneratorExit:
