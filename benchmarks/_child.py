@@ -285,6 +285,7 @@ def dispatch(spec: dict[str, Any]) -> dict[str, Any]:
 
     from demi.conductor import Conductor
     from demi.core.config import PlatformSettings
+    from demi.handlers import log
     from demi.plugins.manager import PluginManager
 
     classes = _platform_classes()
@@ -298,7 +299,9 @@ def dispatch(spec: dict[str, Any]) -> dict[str, Any]:
         )
         request = {"text": "hi"}
         timeout = settings.request_timeout
-        async with Conductor(settings, manager=manager) as conductor:
+        # The handler by object: the sandbox holds no metadata of demi's own, so
+        # its entry points (demi.handlers) are not there to name one by.
+        async with Conductor(settings, handler=log, manager=manager) as conductor:
             platform = manager.get_plugin("echo")
 
             async def floor_one() -> None:

@@ -79,9 +79,6 @@ def load_handler(name: str, namespace: str = NAMESPACE) -> Handler:
             namespace, name, invoke_on_load=False, on_missing_entrypoints_callback=None
         ).driver
     except NoMatches:
-        if namespace == NAMESPACE and name in _SHIPPED:
-            # demi's own, also where its metadata is not installed (a vendored copy).
-            return _SHIPPED[name]
         raise ConfigError(
             f"invalid configuration: handler: no handler named {name!r} in "
             f"{namespace!r}; known: {', '.join(entry_point_names(namespace)) or 'none'}"
@@ -103,7 +100,3 @@ def load_handler(name: str, namespace: str = NAMESPACE) -> Handler:
             f"{type(driver).__name__}, not an async function"
         )
     return cast(Handler, driver)
-
-
-#: The handlers demi ships, by the name its own entry points give them.
-_SHIPPED: dict[str, Handler] = {"log": log, "echo": echo}
