@@ -163,20 +163,19 @@ class Conductor(AsyncContextManagerMixin):
     async def _start_all(self, specs: Mapping[str, PlatformSettings]) -> dict[str, str]:
         failures: dict[str, str] = {}
 
-        async def start_one(name: str, spec: PlatformSettings) -> None:
-            error = await self._load(self._route_for(name, spec))
+        async def start_one(route: Route) -> None:
+            error = await self._load(route)
             if error is None:
-                self._started.setdefault(name, None)
+                self._started.setdefault(route.instance, None)
             else:
-                failures[name] = error
+                failures[route.instance] = error
 
         # Routes first, in configuration order: the tasks below start in any order
         # (trio shuffles them), and instances() lists routes in their order.
-        for name, spec in specs.items():
-            self._route_for(name, spec)
+        routes = [self._route_for(name, spec) for name, spec in specs.items()]
         async with anyio.create_task_group() as group:
-            for name, spec in specs.items():
-                group.start_soon(start_one, name, spec)
+            for route in routes:
+                group.start_soon(start_one, route)
         return failures
 
     def _route_for(self, name: str, spec: PlatformSettings) -> Route:
