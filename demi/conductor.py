@@ -482,8 +482,8 @@ class Conductor(AsyncContextManagerMixin):
         statuses = []
         for name, route in self._routes.items():
             meta = self.manager.metadata(route.key)
-            pid, version = self._child_of(route)
-            isolated = route.spec.isolation == "process"
+            pid, version, listening = self._child_of(route)
+            quiet = route.spec.isolation == "process" and not listening
             statuses.append(
                 InstanceStatus(
                     instance=name,
@@ -495,8 +495,8 @@ class Conductor(AsyncContextManagerMixin):
                     in_flight=route.in_flight,
                     time_in_states=meta.seconds_in_state if meta else {},
                     # An isolated platform's proxy reads its child in a run of its
-                    # own: that is no connection of the platform's.
-                    connected=meta.connected if meta and not isolated else None,
+                    # own: that is a connection of the platform's only if it listens.
+                    connected=meta.connected if meta and not quiet else None,
                     fatal=meta.fatal if meta else False,
                     inbox_depth=self._inbound.depth(name),
                     pid=pid,
@@ -505,20 +505,21 @@ class Conductor(AsyncContextManagerMixin):
             )
         return statuses
 
-    def _child_of(self, route: Route) -> tuple[int | None, str | None]:
-        """The pid of a process-isolated instance's child and its driver's version
-        (``None`` for an instance in process, or without a live child)."""
+    def _child_of(self, route: Route) -> tuple[int | None, str | None, bool]:
+        """The pid of a process-isolated instance's child, its driver's version
+        (``None`` for an instance in process, or without a live child), and whether
+        that driver listens."""
         if route.spec.isolation != "process":
-            return None, None
+            return None, None, False
         from .isolation._proxy import ProcessPlatform  # only isolated instances
 
         try:
             platform = self.manager.get_plugin(route.key)
         except PluginNotFoundError:
-            return None, None
+            return None, None, False
         if not isinstance(platform, ProcessPlatform):
-            return None, None
-        return platform.pid, platform.version
+            return None, None, False
+        return platform.pid, platform.version, platform.listening
 
     def spec_of(self, instance: str) -> PlatformSettings | None:
         """The settings an instance runs with, or ``None`` if it is not configured."""

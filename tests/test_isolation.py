@@ -6,6 +6,8 @@ points (tests/fixture_dist, iso_*)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -30,14 +32,16 @@ from helpers import free_port, install_distribution
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
-from demi import DemiSettings, PluginState
+from demi import DemiSettings, PluginState, WebhookRequest
 from demi.conductor import Conductor
 from demi.core.config import PlatformSettings
 from demi.exceptions import (
     PlatformRequestError,
     PlatformTimeoutError,
     PlatformUnavailableError,
+    PluginNotFoundError,
 )
+from demi.handlers import echo
 from demi.isolation._proxy import ProcessPlatform
 from demi.isolation._wire import MAX_FRAME, Message, WireError, decode, encode
 from demi.supervision import Supervisor
@@ -234,15 +238,117 @@ def test_demi_check_json_shows_the_childs_pid_and_version(tmp_path: Path) -> Non
     assert isinstance(row["pid"], int) and row["version"] == "1.0.0"
 
 
-async def test_a_listening_driver_is_refused_in_a_process_for_good() -> None:
-    conductor = conductor_of(chat=spec("listens", isolation="process"))
-    async with conductor:
+def listening_conductor(tmp_path: Path, **config: Any) -> Conductor:
+    """A conductor with the ``listens`` driver in a process, replies to a file,
+    and demi's echo handler answering every message."""
+    listening = spec(
+        "listens", isolation="process",
+        config={"replies": str(tmp_path / "replies.jsonl"), **config},
+    )  # fmt: skip
+    settings = DemiSettings(
+        health_interval=60, health_timeout=2, stop_timeout=10, request_timeout=2,
+        platforms={"chat": listening},
+    )  # fmt: skip
+    return Conductor(settings, handler=echo)
+
+
+def replies(tmp_path: Path) -> list[dict[str, Any]]:
+    """What the listening platform recorded of demi's replies."""
+    path = tmp_path / "replies.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_a_listening_platforms_run_runs_in_its_child_and_its_events_come_back(
+    tmp_path: Path,
+) -> None:
+    """The driver's run connects in the child; its events reach demi's handler,
+    whose replies go back through the child, in each conversation's order."""
+    async with listening_conductor(tmp_path, count=3) as conductor:
         (status,) = conductor.instances()
-        assert status.state is PluginState.FAILED
-        assert status.fatal
-        assert "inbound events do not cross the process boundary" in (
-            status.error or ""
+        assert status.state is PluginState.ACTIVE and status.connected
+        await eventually(lambda: len(replies(tmp_path)) == 3)
+        assert child_of(conductor, "chat").pid != os.getpid()
+    texts = sorted(reply["text"] for reply in replies(tmp_path))
+    assert texts == ["hello 1", "hello 2", "hello 3"]
+
+
+async def test_a_redelivery_from_the_child_is_dropped_as_in_process(
+    tmp_path: Path,
+) -> None:
+    async with listening_conductor(tmp_path, count=2, redeliver=True) as conductor:
+        await eventually(lambda: len(replies(tmp_path)) == 2)
+        await anyio.sleep(0.3)
+        assert conductor.instances()[0].state is PluginState.ACTIVE
+    assert len(replies(tmp_path)) == 2
+
+
+async def test_a_connection_that_ends_in_the_child_fails_the_instance(
+    tmp_path: Path,
+) -> None:
+    async with listening_conductor(tmp_path, count=0, then="return") as conductor:
+        await eventually(lambda: conductor.instances()[0].state is PluginState.FAILED)
+        (status,) = conductor.instances()
+        assert "connection lost" in (status.error or "")
+        assert not status.fatal
+
+
+async def test_a_fatal_run_in_the_child_stays_fatal() -> None:
+    conductor = conductor_of(chat=spec("run_fatal", isolation="process"))
+    async with conductor:
+        await eventually(lambda: conductor.instances()[0].state is PluginState.FAILED)
+        (status,) = conductor.instances()
+        assert status.fatal, status.error
+
+
+async def test_stopping_ends_the_childs_run_before_its_shutdown(tmp_path: Path) -> None:
+    """demi cancels the connection first: the child's run is cancelled (it does not
+    need killing), then shutdown, and the child is gone."""
+    async with listening_conductor(tmp_path, count=0) as conductor:
+        proxy = child_of(conductor, "chat")
+        pid = proxy.pid
+        assert pid is not None
+    assert proxy._child is not None and proxy._child.gone == "stopped"
+    await eventually(lambda: not alive(pid), timeout=10)
+
+
+async def test_a_webhook_crosses_into_the_child_and_its_event_comes_back(
+    tmp_path: Path,
+) -> None:
+    """The raw body, headers and query reach the child's handle_webhook; its
+    response and the event it sent come back."""
+    secret = "s3cret"
+    webhook = spec(
+        "webhook_hmac", isolation="process",
+        config={"secret": secret, "replies": str(tmp_path / "replies.jsonl")},
+    )  # fmt: skip
+    settings = DemiSettings(request_timeout=2, platforms={"hook": webhook})
+
+    def signed(body: bytes) -> WebhookRequest:
+        signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        headers = {"x-signature": signature}
+        return WebhookRequest(
+            "POST", "/platforms/hook/webhook", headers, {"q": "1"}, body
         )
+
+    body = json.dumps({"id": "w1", "text": "hello", "conversation": "c"}).encode()
+    async with Conductor(settings, handler=echo) as conductor:
+        response = await conductor.webhook("hook", signed(body))
+        assert response.status == 200
+        assert response.body == {"ok": True, "accepted": True, "query": {"q": "1"}}
+        assert response.headers == {"x-handled-by": "webhook_hmac"}
+        await eventually(lambda: len(replies(tmp_path)) == 1)
+        with pytest.raises(PlatformRequestError, match="broke on this callback"):
+            await conductor.webhook("hook", signed(b"boom"))
+    assert replies(tmp_path)[0]["text"] == "hello"
+
+
+async def test_a_webhook_to_an_isolated_platform_that_takes_none_is_not_found() -> None:
+    request = WebhookRequest("POST", "/platforms/chat/webhook")
+    async with conductor_of(chat=spec("good", isolation="process")) as conductor:
+        with pytest.raises(PluginNotFoundError, match="takes no webhooks"):
+            await conductor.webhook("chat", request)
 
 
 async def test_a_call_past_its_deadline_is_cancelled_in_the_child() -> None:

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import anyio
 from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..core.logger import get_logger
 from ..core.secrets import scrub
@@ -29,9 +30,18 @@ from ..exceptions import (
     PlatformFatalError,
     PlatformRequestError,
     PlatformUnavailableError,
+    PluginValidationError,
 )
-from ..platforms.base import BasePlatform, PluginHealth
+from ..platforms.base import (
+    BasePlatform,
+    PluginHealth,
+    is_exclusive,
+    listens,
+    takes_webhooks,
+)
+from ..platforms.inbound import Inbox, WebhookRequest, WebhookResponse
 from ._child import GONE, Child
+from ._shapes import event_from_wire, request_to_wire, response_from_wire
 from ._wire import Message, WireError
 
 __all__ = ["CANCEL_GRACE", "ProcessPlatform", "process_platform"]
@@ -43,26 +53,43 @@ CANCEL_GRACE = 1.0
 
 
 def process_platform(
-    namespace: str, driver: str, memory_limit_mb: int | None = None
+    namespace: str,
+    driver: str,
+    memory_limit_mb: int | None = None,
+    shape: type[BasePlatform] | None = None,
 ) -> type[ProcessPlatform]:
     """The class that runs ``driver`` of ``namespace`` in a child process, ended
-    when its resident memory goes over ``memory_limit_mb`` MiB (if given)."""
+    when its resident memory goes over ``memory_limit_mb`` MiB (if given).
+
+    :param shape: the driver's class as demi sees it: whether it listens, takes
+        webhooks and is exclusive carries over to the process platform.
+    """
+    webhooks = shape is not None and takes_webhooks(shape)
+    base = _WebhookProcessPlatform if webhooks else ProcessPlatform
     return type(
         f"ProcessPlatform[{driver}]",
-        (ProcessPlatform,),
-        {"namespace": namespace, "driver": driver, "memory_limit_mb": memory_limit_mb},
+        (base,),
+        {
+            "namespace": namespace,
+            "driver": driver,
+            "memory_limit_mb": memory_limit_mb,
+            "listening": shape is not None and listens(shape),
+            "exclusive": shape is not None and is_exclusive(shape),
+        },
     )
 
 
 class _Pending:
     """One request waiting for its answer."""
 
-    __slots__ = ("reply", "wake")
+    __slots__ = ("ready", "reply", "wake")
 
     def __init__(self) -> None:
         #: Set when the answer came, or when the reader stopped (look again).
         self.wake = anyio.Event()
         self.reply: Message | BaseException | None = None
+        #: A ``run`` request whose connection is up.
+        self.ready = False
 
     @property
     def answered(self) -> bool:
@@ -81,7 +108,9 @@ class ProcessPlatform(BasePlatform):
     namespace: ClassVar[str] = "demi.platforms"
     driver: ClassVar[str] = ""
     memory_limit_mb: ClassVar[int | None] = None
-    # Restarting one never has to wait for the old child to stop.
+    #: The driver listens: its ``run`` runs in the child, and this one is ready
+    #: when that one is.
+    listening: ClassVar[bool] = False
     exclusive: ClassVar[bool | None] = False
 
     def __init__(self) -> None:
@@ -92,6 +121,9 @@ class ProcessPlatform(BasePlatform):
         # Without the reader (before run, and after demi cancelled it while still
         # sending requests as it stops), waiting callers take turns to read.
         self._read_turn = anyio.Lock()
+        # The child's run request, while it lasts; events it sends, for delivery.
+        self._run_call: tuple[int, _Pending] | None = None
+        self._events: MemoryObjectSendStream[Message] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -117,30 +149,44 @@ class ProcessPlatform(BasePlatform):
         return bool(result is True)
 
     async def run(
-        self, inbox: Any, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+        self, inbox: Inbox, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Read the child's messages until it goes away; then raise why."""
+        """Read the child's messages until it goes away, delivering its events to
+        ``inbox``; for a driver that listens, run its ``run`` in the child and be
+        ready when it is. Ends as the child's ``run`` ends, or raises why the child
+        went away."""
         child = self._child
         if child is None:
             raise PlatformUnavailableError(self.name, self._why("never started"))
-        self._reading = True
-        task_status.started()
+        ended: list[Message | BaseException] = []
+        events, to_deliver = _event_stream()
+        self._reading, self._events = True, events
         try:
-            async with anyio.create_task_group() as watching:
+            async with anyio.create_task_group() as reading, events, to_deliver:
                 if self.memory_limit_mb is not None:
                     limit = self.memory_limit_mb
-                    watching.start_soon(child.watch_memory, limit, self.name)
-                while True:
-                    try:
-                        message = await child.channel.receive()
-                    except (*GONE, WireError):
-                        break
-                    self._take(message)
-                watching.cancel_scope.cancel()
+                    reading.start_soon(child.watch_memory, limit, self.name)
+                reading.start_soon(self._deliver, child, inbox, to_deliver)
+                if self.listening:
+                    stop = reading.cancel_scope
+                    reading.start_soon(self._run_child, child, task_status, stop, ended)
+                else:
+                    task_status.started()
+                await self._read(child)
+                reading.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            self._stop_reading()
+            with anyio.CancelScope(shield=True):
+                await self._end_run(
+                    child
+                )  # demi ends the connection: so does the child
+            raise
         finally:
-            self._reading = False
-            for pending in self._pending.values():
-                pending.wake.set()  # their callers read for themselves from now on
+            self._stop_reading()
+        if ended:
+            self._run_call = None
+            self._result("run", ended[0])  # the child's run ended: raise why
+            return
         reason = await child.reason()
         self._fail_pending(reason)
         raise PlatformUnavailableError(self.name, reason)
@@ -171,6 +217,68 @@ class ProcessPlatform(BasePlatform):
         finally:
             with anyio.CancelScope(shield=True):
                 await child.stop()
+
+    # -- inbound ---------------------------------------------------------------
+
+    async def _run_child(
+        self,
+        child: Child,
+        task_status: TaskStatus[None],
+        reader: anyio.CancelScope,
+        ended: list[Message | BaseException],
+    ) -> None:
+        """Run the driver's ``run`` in the child: ready when it is; when it ends,
+        stop reading, with how it ended in ``ended``."""
+        ident = next(self._ids)
+        pending = self._pending[ident] = _Pending()
+        self._run_call = (ident, pending)
+        try:
+            await child.channel.send(Message("req", ident, "run", {}))
+        except GONE:
+            return  # the reader sees it go
+        started = False
+        while not pending.answered:
+            await pending.wake.wait()
+            pending.wake = anyio.Event()
+            if pending.ready and not started:
+                started = True
+                task_status.started()
+        assert pending.reply is not None
+        ended.append(pending.reply)
+        self._pending.pop(ident, None)
+        reader.cancel()
+
+    async def _end_run(self, child: Child) -> None:
+        """Cancel the child's ``run`` (killing the child if it does not end)."""
+        if self._run_call is None:
+            return
+        ident, pending = self._run_call
+        self._run_call = None
+        try:
+            if not pending.answered:
+                await self._cancel(child, ident, pending)
+        finally:
+            self._pending.pop(ident, None)
+
+    async def _deliver(
+        self,
+        child: Child,
+        inbox: Inbox,
+        events: MemoryObjectReceiveStream[Message],
+    ) -> None:
+        """Hand the child's events to ``inbox`` in the order they came, answering
+        each: its sender in the child waits for that (backpressure)."""
+        async for message in events:
+            ack: dict[str, Any]
+            try:
+                accepted = await inbox.send(event_from_wire(message.params))
+                ack = {"accepted": accepted}
+            except PluginValidationError as err:
+                ack = {"refused": str(err)}
+            try:
+                await child.channel.send(Message("ack", message.id, params=ack))
+            except GONE:
+                return
 
     # -- calls ----------------------------------------------------------------
 
@@ -247,9 +355,22 @@ class ProcessPlatform(BasePlatform):
             level = level if isinstance(level, int) else logging.INFO
             get_logger(f"demi.platform.{self.name}").log(level, "%s", text)
             return
+        if message.t == "event":
+            if self._reading and self._events is not None:
+                self._events.send_nowait(message)
+            else:  # demi stopped reading: it is taking this platform out of service
+                LOG.warning(
+                    "platform %s sent an event while stopping: ignored", self.name
+                )
+            return
         pending = self._pending.get(message.id)
-        if pending is not None and message.t in ("ok", "err"):
+        if pending is None:
+            return
+        if message.t in ("ok", "err"):
             pending.answer(message)
+        elif message.t == "ready":
+            pending.ready = True
+            pending.wake.set()
 
     def _result(self, method: str, reply: Message | BaseException | None) -> Any:
         if isinstance(reply, BaseException):
@@ -266,6 +387,19 @@ class ProcessPlatform(BasePlatform):
             raise PlatformFatalError(f"{method} in the child: {text}")
         raise PlatformRequestError(self.name, f"{method} in the child: {text}")
 
+    async def _read(self, child: Child) -> None:
+        while True:
+            try:
+                message = await child.channel.receive()
+            except (*GONE, WireError):
+                return
+            self._take(message)
+
+    def _stop_reading(self) -> None:
+        self._reading, self._events = False, None
+        for pending in self._pending.values():
+            pending.wake.set()  # their callers read for themselves from now on
+
     def _fail_pending(self, reason: str) -> None:
         for pending in self._pending.values():
             if pending.reply is None:
@@ -274,3 +408,24 @@ class ProcessPlatform(BasePlatform):
     def _why(self, fallback: str) -> str:
         gone = self._child.gone if self._child else None
         return f"platform {self.name!r} is unavailable: {gone or fallback}"
+
+
+class _WebhookProcessPlatform(ProcessPlatform):
+    """A process platform whose driver takes webhooks: they are forwarded."""
+
+    async def handle_webhook(
+        self, request: WebhookRequest, inbox: Inbox
+    ) -> WebhookResponse:
+        """The child's answer to ``request`` (its events reach demi through the
+        connection's reader)."""
+        answer = await self._request(
+            "handle_webhook", {"request": request_to_wire(request)}
+        )
+        return response_from_wire(answer)
+
+
+def _event_stream() -> tuple[
+    MemoryObjectSendStream[Message], MemoryObjectReceiveStream[Message]
+]:
+    # Unbounded, yet small: each event's sender in the child waits for its ack.
+    return anyio.create_memory_object_stream[Message](math.inf)

@@ -7,7 +7,9 @@ to, and for requests the ``method`` and its ``params``.
 
 Kinds: ``hello`` (the child, once: its pid and its driver's version), ``req`` and
 ``cancel`` (demi to the child), ``ok`` and ``err`` (the child's answer to a request),
-``log`` (a log record of the child's) and ``event`` (reserved for inbound events).
+``ready`` (the child's ``run`` request is connected), ``event`` (an inbound event the
+child's platform sent; its ``id`` is the child's own count) and ``ack`` (demi's answer
+to it), and ``log`` (a log record of the child's).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ SEND_LIMIT = 10.0
 
 _HEADER = struct.Struct(">I")
 
-Kind = Literal["req", "ok", "err", "cancel", "event", "log", "hello"]
+Kind = Literal["req", "ok", "err", "cancel", "event", "ack", "ready", "log", "hello"]
 
 
 class Message(msgspec.Struct, omit_defaults=True):

@@ -5,8 +5,11 @@ It imports only that driver, runs its own event loop (asyncio, unless the platfo
 ``supported_backends`` rules it out), says ``hello`` with its pid and its driver's
 version, then serves the requests that arrive on the socket ``FD`` through demi's own
 fault boundary, so whatever the platform raises is an error reply, never the child's
-end. It forwards its log records as ``log`` messages and exits when the socket
-closes; on Linux the kernel also kills it when its parent dies.
+end. ``run`` is a request like the others that lasts as long as the connection: its
+readiness comes back as ``ready``, and the events it (or ``handle_webhook``) sends as
+``event`` messages that demi answers with ``ack``. Log records go to demi as ``log``
+messages. The child exits when the socket closes; on Linux the kernel also kills it
+when its parent dies.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from anyio.abc import UNIXSocketStream
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ..exceptions import PlatformFatalError
-from ..platforms.base import BasePlatform, PluginHealth, listens, takes_webhooks
+from ..platforms.base import BasePlatform, PluginHealth
+from ._child_inbox import ChildInbox, ChildReady
+from ._shapes import request_from_wire, response_to_wire
 from ._wire import Channel, Message, WireError
 
 __all__ = ["main"]
@@ -86,14 +91,17 @@ class _Host:
         self.label = label
         self.platform: BasePlatform | None = None
         self.calls: dict[int, anyio.CancelScope] = {}
+        # Everything the child says on its own (logs, readiness, events) goes out
+        # through one queue, in order.
+        self.outbox, self._queued = _outgoing()
+        self.inbox = ChildInbox(label, self.outbox)
 
     async def serve(self) -> None:
-        logs_in, logs_out = _log_stream()
         root = logging.getLogger()
-        root.addHandler(_Forward(logs_in))
+        root.addHandler(_Forward(self.outbox))
         root.setLevel(logging.INFO)
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(self._forward_logs, logs_out)
+            tasks.start_soon(self._send_queued, self._queued)
             while True:
                 try:
                     message = await self.channel.receive()
@@ -108,13 +116,17 @@ class _Host:
                     running = self.calls.get(message.id)
                     if running is not None:
                         running.cancel()
+                elif message.t == "ack":
+                    self.inbox.answer(message.id, message.params)
             tasks.cancel_scope.cancel()
 
-    async def _forward_logs(self, logs: Any) -> None:
-        async for message in logs:
+    async def _send_queued(self, queued: Any) -> None:
+        async for message in queued:
             try:
                 await self.channel.send(message)
-            except WireError:
+            except WireError as err:
+                if message.t == "event":  # its sender learns why, a log line is lost
+                    self.inbox.refuse(message.id, str(err))
                 continue
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 return
@@ -123,7 +135,9 @@ class _Host:
         reply = Message("err", params={"kind": "cancelled", "text": "cancelled"})
         try:
             with scope:
-                result = await self._call(request.method, request.params or {})
+                result = await self._call(
+                    request.method, request.params or {}, request.id
+                )
                 reply = Message("ok", params=result)
         except TimeoutError as err:
             reply = Message("err", params={"kind": "timeout", "text": str(err)})
@@ -143,18 +157,12 @@ class _Host:
             failed = Message("err", request.id, params={"kind": "codec", "text": text})
             await self.channel.send(failed)
 
-    async def _call(self, method: str, params: Mapping[str, Any]) -> Any:
+    async def _call(self, method: str, params: Mapping[str, Any], ident: int) -> Any:
         from ..core.prepare import prepare_config
-        from ..plugins._calls import call
+        from ..plugins._calls import DEFAULT_BLOCK_THRESHOLD, call, run_watched
 
         timeout = float(params.get("timeout") or 1e9)
         if method == "initialize":
-            if listens(self.plugin) or takes_webhooks(self.plugin):
-                raise PlatformFatalError(
-                    f"platform {self.label!r} listens (run or handle_webhook), and "
-                    "inbound events do not cross the process boundary yet: "
-                    'run it with isolation = "inproc"'
-                )
             self.platform = self.plugin()
             self.platform._demi_name = self.label
             options = prepare_config(
@@ -175,10 +183,23 @@ class _Host:
             return await call(self.platform, "handle_request", args, timeout=timeout)
         if method == "shutdown":
             return await call(self.platform, "shutdown", timeout=timeout)
+        if method == "run":
+            ready = ChildReady(self.outbox, ident)
+            await run_watched(
+                self.platform, self.inbox, ready, owner=self.label,
+                block_threshold=DEFAULT_BLOCK_THRESHOLD,
+            )  # fmt: skip
+            return None
+        if method == "handle_webhook":
+            request = request_from_wire(params.get("request") or {})
+            response = await call(
+                self.platform, "handle_webhook", request, self.inbox, timeout=timeout
+            )
+            return response_to_wire(response)
         raise ValueError(f"no method {method!r}")
 
 
-def _log_stream() -> Any:
+def _outgoing() -> Any:
     return anyio.create_memory_object_stream[Message](math.inf)
 
 

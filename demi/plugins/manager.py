@@ -19,7 +19,7 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from ..core.config import DemiSettings, load_settings
-from ..exceptions import PluginLoadError, PluginNotFoundError
+from ..exceptions import DemiError, PluginLoadError, PluginNotFoundError
 from ..platforms.base import BasePlatform, PluginHealth, takes_webhooks
 from ..platforms.inbound import Inbox, WebhookRequest
 from . import _catalog, _health, _loading
@@ -147,7 +147,8 @@ class PluginManager(ManagerView, Unloading):
             slot.inbox, slot.connection, slot.fatal = inbox, None, False
             known = self._catalog.classes.get(name)
             if isolation == "process":
-                known = _isolated(self._catalog.namespace, name, memory_limit_mb)
+                shape = known or await self._shape_of(name)
+                known = _isolated(self._catalog.namespace, name, memory_limit_mb, shape)
             if known is not None and getattr(known, "blocking", False):
                 slot.threads = self._budget(slot.label)
             try:
@@ -167,6 +168,15 @@ class PluginManager(ManagerView, Unloading):
         if getattr(plugin, "blocking", False):
             slot.threads = self._budget(slot.label)
         return plugin
+
+    async def _shape_of(self, driver: str) -> type[BasePlatform] | None:
+        """The driver's class as imported here, for the shape of its process
+        platform (whether it listens, takes webhooks); ``None`` when it cannot be
+        imported here, in which case its child says why."""
+        try:
+            return await self.resolve_driver(driver)
+        except DemiError:
+            return None
 
     def _budget(self, label: str) -> ThreadBudget:
         budget = self._budgets.get(label)
@@ -298,7 +308,10 @@ class PluginManager(ManagerView, Unloading):
 
 
 def _isolated(
-    namespace: str | None, driver: str, memory_limit_mb: int | None
+    namespace: str | None,
+    driver: str,
+    memory_limit_mb: int | None,
+    shape: type[BasePlatform] | None,
 ) -> type[BasePlatform]:
     # Imported here: only a process-isolated instance needs it.
     from ..isolation._proxy import process_platform
@@ -307,7 +320,7 @@ def _isolated(
         raise PluginLoadError(
             driver, f"{driver!r} cannot run in a process: it has no entry point"
         )
-    return process_platform(namespace, driver, memory_limit_mb)
+    return process_platform(namespace, driver, memory_limit_mb, shape)
 
 
 _IN_USE = frozenset({PluginState.LOADING, PluginState.ACTIVE, PluginState.STOPPING})
