@@ -16,8 +16,9 @@ __all__ = ["HISTORY", "RESTART_REASONS", "InstanceRecord", "backoff_delay"]
 #: Health results kept per instance.
 HISTORY = 10
 
-#: Why restarts happen: the supervisor's two reasons and the operator's.
-RESTART_REASONS = ("unhealthy", "failed", "operator")
+#: Why restarts happen: the supervisor's two reasons, the operator's, and a new
+#: installed version of a process-isolated driver.
+RESTART_REASONS = ("unhealthy", "failed", "operator", "upgrade")
 
 #: Beyond this many doublings every backoff is capped anyway; ``2.0 ** n`` overflows
 #: past 1023.

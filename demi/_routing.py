@@ -106,6 +106,9 @@ class ReloadResult:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     switched: list[str] = field(default_factory=list)
+    #: Process-isolated instances restarted on a new installed version of their
+    #: driver's distribution.
+    upgraded: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     #: Instances whose change failed, with the reason; they keep what they had.
     failed: dict[str, str] = field(default_factory=dict)

@@ -368,6 +368,11 @@ class Conductor(AsyncContextManagerMixin):
             error = await self._load(new)
         else:
             error = await self._load(new)
+            if error is None and spec.isolation == "process" and self._active(old):
+                # A fresh child (new code, perhaps) takes over only once healthy.
+                error = await self._first_check(new)
+                if error is not None:
+                    await self._retire(new)
             if error is not None and self._active(old):
                 self.manager.forget(key)
                 return f"{error}; the running platform keeps serving"
@@ -379,6 +384,18 @@ class Conductor(AsyncContextManagerMixin):
         if error is None:
             self._started.setdefault(instance, None)
         return error
+
+    async def _first_check(self, route: Route) -> str | None:
+        """Why the freshly started platform behind ``route`` is not healthy, or
+        ``None`` when it is."""
+        health = await self.manager.health_check(route.key)
+        if health.is_healthy:
+            return None
+        LOG.error(
+            "platform %s (driver %s) started but is not healthy: %s",
+            route.instance, route.spec.driver, health.error_message,
+        )  # fmt: skip
+        return f"its first health check failed: {health.error_message}"
 
     async def _exclusive(self, *drivers: str) -> bool:
         for driver in drivers:
@@ -415,9 +432,11 @@ class Conductor(AsyncContextManagerMixin):
         """Re-read the configuration and apply the difference.
 
         The same file is read again: one that has vanished or become unreadable is
-        a ConfigError, never a fall-back to the defaults. Adds new instances, stops removed (or disabled) ones, swaps those whose driver
-        or config changed, and leaves the rest alone. Plugins installed since start-up
-        are seen. A bad configuration changes nothing. An instance removed while it
+        a ConfigError, never a fall-back to the defaults. Adds new instances, stops
+        removed (or disabled) ones, swaps those whose driver or config changed,
+        restarts process-isolated ones whose driver's installed version changed
+        (:meth:`upgrade_due`), and leaves the rest alone. Plugins installed since
+        start-up are seen. A bad configuration changes nothing. An instance removed while it
         is being restarted or switched stays removed.
 
         :raises ConfigError: the new configuration is invalid.
@@ -464,14 +483,20 @@ class Conductor(AsyncContextManagerMixin):
                     result.failed[name] = str(err)
                     continue
                 result.switched.append(name)
+            elif self.upgrade_due(name):
+                if not await self.restart(name):
+                    result.failed[name] = "its new version did not start"
+                    continue
+                result.upgraded.append(name)
             else:
                 result.unchanged.append(name)
             self._routes[name].resize(spec)
         result.failed.update(await self._start_all(to_add))
         result.added.extend(n for n in to_add if n not in result.failed)
         LOG.info(
-            "reloaded: added %s, removed %s, switched %s, failed %s",
-            result.added, result.removed, result.switched, list(result.failed),
+            "reloaded: added %s, removed %s, switched %s, upgraded %s, failed %s",
+            result.added, result.removed, result.switched, result.upgraded,
+            list(result.failed),
         )  # fmt: skip
         return result
 
@@ -520,6 +545,18 @@ class Conductor(AsyncContextManagerMixin):
         if not isinstance(platform, ProcessPlatform):
             return None, None, False
         return platform.pid, platform.version, platform.listening
+
+    def upgrade_due(self, instance: str) -> bool:
+        """Whether ``instance`` runs in a process on another version of its
+        driver's distribution than the one installed now: a restart upgrades it."""
+        route = self._routes.get(instance)
+        if route is None:
+            return False
+        _pid, running, _listening = self._child_of(route)
+        if running is None:
+            return False
+        installed = self.manager.installed_version(route.spec.driver)
+        return installed is not None and installed != running
 
     def spec_of(self, instance: str) -> PlatformSettings | None:
         """The settings an instance runs with, or ``None`` if it is not configured."""

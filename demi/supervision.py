@@ -291,6 +291,15 @@ class Supervisor:
         finally:
             record.consecutive_failures = 0
 
+    def restarted(self, instance: str, *, reason: str) -> None:
+        """Count a restart someone else did (a reload's ``upgrade``) as
+        :meth:`restart` counts its own."""
+        self.reset(instance)
+        record = self.record(instance)
+        record.restarts += 1
+        record.last_restart_reason = reason
+        self._notify(instance, reason)
+
     def _notify(self, name: str, reason: str) -> None:
         for observer in self._observers:
             observer(name, reason)
@@ -299,7 +308,8 @@ class Supervisor:
 
     async def restart(self, instance: str, *, reason: str) -> bool:
         """Restart ``instance`` now because someone asked (``reason``, for example
-        ``"operator"``). It counts in ``restarts`` and the metrics like the
+        ``"operator"``; ``"upgrade"`` instead when a new version of its
+        process-isolated driver is installed). It counts in ``restarts`` and the metrics like the
         supervisor's own restarts, and forgets a give-up (see :meth:`reset`); it
         does not count towards ``max_restarts``.
 
@@ -316,6 +326,8 @@ class Supervisor:
                 "platform %s: %s restart refused: demi is stopping", instance, reason
             )
             return False
+        if self.conductor.upgrade_due(instance):
+            reason = "upgrade"
         self.reset(instance)
         record = self.record(instance)
         # Results of checks that began before it must not count against the new one.

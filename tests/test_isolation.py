@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -474,12 +475,18 @@ async def test_a_reload_moves_an_instance_into_a_process_and_back() -> None:
 
 
 _UPGRADABLE = """
+from demi import WebhookResponse
 from demi.platforms import BasePlatform, HealthStatus, PluginHealth
 
 
 class Upgradable(BasePlatform):
     async def initialize(self, config):
+        if BROKEN:
+            raise RuntimeError("version VERSION is broken")
         return True
+
+    async def handle_webhook(self, request, inbox):
+        return WebhookResponse(200, {"code": "VERSION"})
 
     async def health_check(self):
         return PluginHealth(status=HealthStatus.HEALTHY)
@@ -492,29 +499,38 @@ class Upgradable(BasePlatform):
 """
 
 
-def _install_upgradable(site: Path, version: str) -> None:
+def _install_upgradable(site: Path, version: str, *, broken: bool = False) -> None:
     """Install version ``version`` of demi-iso-upgradable into ``site``, replacing
-    whatever version was there (as pip would)."""
+    whatever version was there (as pip would); a ``broken`` one fails to start."""
     for old in site.glob("demi_iso_upgradable*"):
         shutil.rmtree(old) if old.is_dir() else old.unlink()
+    source = _UPGRADABLE.replace("VERSION", version).replace("BROKEN", str(broken))
     install_distribution(
         site, "demi-iso-upgradable", version, module="demi_iso_upgradable",
-        source=_UPGRADABLE.replace("VERSION", version),
-        platforms={"upgradable": "demi_iso_upgradable:Upgradable"},
+        source=source, platforms={"upgradable": "demi_iso_upgradable:Upgradable"},
     )  # fmt: skip
 
 
-async def test_a_restart_after_an_upgrade_serves_the_new_code_without_a_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Version 1 is installed and serving under continuous load; version 2 is
-    installed and the instance restarted: the new child runs the new code, its
-    version shows, and no request failed meanwhile."""
+@pytest.fixture
+def upgradable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A site folder with version 1.0 of demi-iso-upgradable, on this process's
+    path and its children's."""
     site = tmp_path / "site"
     site.mkdir()
     _install_upgradable(site, "1.0")
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setenv("PYTHONPATH", str(site))  # the child's path
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    return site
+
+
+async def test_a_restart_after_an_upgrade_serves_the_new_code_without_a_failure(
+    upgradable: Path,
+) -> None:
+    """Version 1 is installed and serving under continuous load; version 2 is
+    installed and the instance restarted: the new child runs the new code, its
+    version shows, and no request failed meanwhile. A broken version 3 leaves
+    version 2 serving."""
+    site = upgradable
     conductor = conductor_of(chat=spec("upgradable", isolation="process"))
     failures: list[BaseException] = []
     codes: list[str] = []
@@ -539,8 +555,40 @@ async def test_a_restart_after_an_upgrade_serves_the_new_code_without_a_failure(
             upgraded.set()
         assert conductor.instances()[0].version == "2.0"
         assert await conductor.dispatch("chat", {}) == {"code": "2.0"}
+        _install_upgradable(site, "3.0", broken=True)
+        assert not await conductor.restart("chat")
+        (status,) = conductor.instances()
+        assert status.version == "2.0" and status.state is PluginState.ACTIVE
+        assert await conductor.dispatch("chat", {}) == {"code": "2.0"}
     assert failures == []
     assert codes[0] == "1.0" and codes[-1] == "2.0"
+
+
+async def test_a_reload_restarts_an_isolated_instance_on_its_new_version(
+    upgradable: Path,
+) -> None:
+    async with conductor_of(chat=spec("upgradable", isolation="process")) as conductor:
+        unchanged = await conductor.reload(conductor.settings)
+        assert unchanged.upgraded == [] and unchanged.unchanged == ["chat"]
+        _install_upgradable(upgradable, "2.0")
+        assert conductor.upgrade_due("chat")
+        result = await conductor.reload(conductor.settings)
+        assert result.upgraded == ["chat"]
+        assert conductor.instances()[0].version == "2.0"
+        assert not conductor.upgrade_due("chat")
+
+
+async def test_an_operator_restart_onto_a_new_version_counts_as_an_upgrade(
+    upgradable: Path,
+) -> None:
+    conductor = conductor_of(chat=spec("upgradable", isolation="process"))
+    reasons: list[str] = []
+    async with supervised(conductor) as supervisor:
+        supervisor.add_restart_observer(lambda name, reason: reasons.append(reason))
+        assert await supervisor.restart("chat", reason="operator")
+        _install_upgradable(upgradable, "2.0")
+        assert await supervisor.restart("chat", reason="operator")
+    assert reasons == ["operator", "upgrade"]
 
 
 HOSTILE = {
@@ -647,14 +695,16 @@ def test_no_child_outlives_a_sigkilled_demi_run(tmp_path: Path, backend: str) ->
         time.sleep(0.05)
 
 
-def _restarts(metrics: str, platform: str) -> float:
-    """demi_platform_restarts_total of ``platform``, all reasons, from /metrics."""
+def _restarts(metrics: str, platform: str, reason: str | None = None) -> float:
+    """demi_platform_restarts_total of ``platform`` from /metrics, for ``reason``
+    (all reasons when ``None``)."""
     return sum(
         sample.value
         for family in text_string_to_metric_families(metrics)
         for sample in family.samples
         if sample.name == "demi_platform_restarts_total"
         and sample.labels.get("platform") == platform
+        and reason in (None, sample.labels.get("reason"))
     )
 
 
@@ -719,3 +769,100 @@ def test_demi_run_over_http_sees_a_child_crash_and_its_restart(
         demi.kill()
         demi.wait()
     assert "process exited: killed by signal 11 (SIGSEGV)" in log.read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_demi_run_upgrades_an_isolated_platform_on_sighup_under_load(
+    tmp_path: Path, upgradable: Path, backend: str
+) -> None:
+    """A real ``demi run --http`` serves version 1.0 under continuous webhook
+    traffic; version 2.0 is installed and SIGHUP sent: /health's version goes from
+    1.0 to 2.0, the metrics count an ``upgrade``, and no call failed. A broken
+    3.0 then leaves 2.0 serving, with the reason in the log."""
+    (tmp_path / "demi.toml").write_text(
+        "[platforms.chat]\ndriver = 'upgradable'\nisolation = 'process'\n",
+        encoding="utf-8",
+    )
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    env.update(PYTHONUNBUFFERED="1")
+    log = tmp_path / "demi.log"
+    command = [str(DEMI), "run", "--http", f"127.0.0.1:{port}", "--backend", backend]
+    with log.open("wb") as sink:
+        demi = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    codes: list[str] = []
+    failures: list[str] = []
+    done = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=base, timeout=10) as client:
+            for _ in range(100_000):  # bounded; ends long before, when told
+                if done.is_set():
+                    return
+                try:
+                    answer = client.post("/platforms/chat/webhook", content=b"{}")
+                    if answer.status_code == 200:
+                        codes.append(answer.json()["code"])
+                    else:
+                        failures.append(f"{answer.status_code} {answer.text}")
+                except httpx.HTTPError as err:
+                    failures.append(repr(err))
+                time.sleep(0.005)
+
+    try:
+        with httpx.Client(base_url=base, timeout=5) as client:
+
+            def chat_when(ok: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+                end = time.monotonic() + 30
+                while True:
+                    assert demi.poll() is None, log.read_text()
+                    try:
+                        entry: dict[str, Any] = client.get("/health").json()
+                        entry = entry["platforms"]["chat"]
+                        if ok(entry):
+                            return entry
+                    except httpx.TransportError:
+                        pass
+                    assert time.monotonic() < end, log.read_text()
+                    time.sleep(0.05)
+
+            def twenty_more() -> None:
+                wanted, end = len(codes) + 20, time.monotonic() + 30
+                while len(codes) < wanted:
+                    assert loader.is_alive() and not failures, failures[:5]
+                    assert time.monotonic() < end, log.read_text()
+                    time.sleep(0.02)
+
+            chat_when(lambda e: e["state"] == "active" and e["version"] == "1.0")
+            loader = threading.Thread(target=load)
+            loader.start()
+            try:
+                twenty_more()
+                _install_upgradable(upgradable, "2.0")
+                demi.send_signal(signal.SIGHUP)
+                chat_when(lambda e: e["version"] == "2.0" and e["state"] == "active")
+                twenty_more()
+                _install_upgradable(upgradable, "3.0", broken=True)
+                demi.send_signal(signal.SIGHUP)
+                end = time.monotonic() + 30
+                while "version 3.0 is broken" not in log.read_text():
+                    assert time.monotonic() < end, log.read_text()
+                    time.sleep(0.05)
+                twenty_more()
+            finally:
+                done.set()
+                loader.join(timeout=30)
+            after = chat_when(lambda e: True)
+            assert after["version"] == "2.0" and after["state"] == "active"
+            metrics = client.get("/metrics").text
+            assert _restarts(metrics, "chat", reason="upgrade") == 1
+    finally:
+        demi.terminate()
+        demi.wait(timeout=30)
+    assert failures == [], failures[:5]
+    assert codes[0] == "1.0" and codes[-1] == "2.0"
+    assert set(codes) == {"1.0", "2.0"}

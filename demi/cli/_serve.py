@@ -262,6 +262,8 @@ async def _reload(conductor: Conductor, supervisor: Supervisor) -> None:
         LOG.error("reload refused, nothing changed: %s", err)
         return
     supervisor.reset()
+    for instance in result.upgraded:
+        supervisor.restarted(instance, reason="upgrade")
     if result.failed:
         LOG.error("reload: could not apply %s", result.failed)
 

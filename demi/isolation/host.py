@@ -15,7 +15,6 @@ when its parent dies.
 from __future__ import annotations
 
 import ctypes
-import importlib.metadata
 import logging
 import math
 import os
@@ -52,13 +51,6 @@ def _die_with_parent() -> None:
         return
     if os.getppid() == 1:  # the parent died before prctl: no signal will come
         os._exit(1)
-
-
-def _version(namespace: str, driver: str) -> str | None:
-    for ep in importlib.metadata.entry_points(group=namespace, name=driver):
-        if ep.dist is not None:
-            return ep.dist.version
-    return None
 
 
 def _backend(plugin: type[BasePlatform]) -> str:
@@ -220,10 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     namespace, driver, fd_text, *rest = argv if argv is not None else sys.argv[1:]
     label = rest[0] if rest else driver
-    from ..plugins.discovery import load_driver
+    from ..plugins.discovery import installed_version, load_driver
 
     plugin = load_driver(driver, namespace)
-    version = _version(namespace, driver)
+    version = installed_version(driver, namespace)
     anyio.run(_serve, plugin, int(fd_text), label, version, backend=_backend(plugin))
     return 0
 

@@ -35,6 +35,7 @@ __all__ = [
     "EntryPointInfo",
     "discover_plugins",
     "entry_point_names",
+    "installed_version",
     "load_driver",
     "refresh_entry_points",
     "scan_entry_points",
@@ -284,6 +285,17 @@ def load_driver(name: str, namespace: str = DEFAULT_NAMESPACE) -> type[BasePlatf
 def entry_point_names(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
     """The names registered in the namespace, sorted, without importing anything."""
     return sorted({ep.name for ep in importlib.metadata.entry_points(group=namespace)})
+
+
+def installed_version(name: str, namespace: str = DEFAULT_NAMESPACE) -> str | None:
+    """The version of the distribution that registers the entry point ``name``, as
+    installed on disk now (a ``pip install`` since start-up shows), or ``None``."""
+    importlib.invalidate_caches()
+    _provenance.cache_clear()
+    for (entry, _target), (_dist, version) in _provenance(namespace).items():
+        if entry == name:
+            return version
+    return None
 
 
 def refresh_entry_points(namespace: str = DEFAULT_NAMESPACE) -> None:

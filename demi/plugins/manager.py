@@ -22,7 +22,7 @@ from ..core.config import DemiSettings, load_settings
 from ..exceptions import DemiError, PluginLoadError, PluginNotFoundError
 from ..platforms.base import BasePlatform, PluginHealth, takes_webhooks
 from ..platforms.inbound import Inbox, WebhookRequest
-from . import _catalog, _health, _loading
+from . import _catalog, _health, _loading, discovery
 from ._calls import ThreadBudget, call
 from ._slots import Slot
 from ._turns import Turns
@@ -168,6 +168,13 @@ class PluginManager(ManagerView, Unloading):
         if getattr(plugin, "blocking", False):
             slot.threads = self._budget(slot.label)
         return plugin
+
+    def installed_version(self, driver: str) -> str | None:
+        """The version of the distribution that provides ``driver``, as installed
+        on disk now, or ``None`` (a class registered by hand, or not installed)."""
+        if self._catalog.namespace is None:
+            return None
+        return discovery.installed_version(driver, self._catalog.namespace)
 
     async def _shape_of(self, driver: str) -> type[BasePlatform] | None:
         """The driver's class as imported here, for the shape of its process
