@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -10,6 +12,9 @@ from typing import Any, ClassVar
 
 import anyio
 import pytest
+from demi_testplugins.good import GoodPlatform
+from demi_testplugins.reply_unencodable import ReplyObject
+from demi_testplugins.webhook_hmac import WebhookHmacPlatform
 from helpers import SyncEcho
 from pydantic import BaseModel, SecretStr
 
@@ -60,6 +65,9 @@ class Greeter(BasePlatform):
 
     async def shutdown(self) -> None:
         self.greeting = None
+
+
+_HOOK_BODY = b'{"id": "w1", "text": "hi", "conversation": "c"}'
 
 
 class TestEchoConformance(PlatformConformance):
@@ -131,6 +139,31 @@ class TestRelayConformance(PlatformConformance):
         assert isinstance(platform, Relay)
         await platform.service.send("hello")
         await platform.service.send("again")
+
+
+class TestGoodConformanceInAProcess(PlatformConformance):
+    """An installed platform keeps the contract across the process boundary."""
+
+    platform_class = GoodPlatform
+    isolation = "process"
+    sample_requests: ClassVar[list[Mapping[str, Any]]] = [{"text": "hello"}]
+
+
+class TestWebhookConformanceInAProcess(PlatformConformance):
+    """Webhooks and the events they send cross into and out of the child."""
+
+    platform_class = WebhookHmacPlatform
+    isolation = "process"
+    sample_config: ClassVar[Mapping[str, Any]] = {"secret": "k"}
+    sample_requests: ClassVar[list[Mapping[str, Any]]] = [{"text": "hello"}]
+    sample_webhooks: ClassVar[list[WebhookRequest]] = [
+        WebhookRequest(
+            "POST",
+            "/platforms/hook/webhook",
+            {"x-signature": hmac.new(b"k", _HOOK_BODY, hashlib.sha256).hexdigest()},
+            body=_HOOK_BODY,
+        )  # fmt: skip
+    ]
 
 
 def test_make_manager_knows_exactly_the_given_classes() -> None:
@@ -267,3 +300,38 @@ async def test_kit_never_lets_a_platform_change_sample_config() -> None:
     await Kit().test_initialize_returns_true(sample)
     await Kit().test_shutdown_leaves_no_task_running(sample)
     assert sample == written
+
+
+class _ObjectReplyKit(PlatformConformance):
+    platform_class = ReplyObject
+    isolation = "process"
+
+
+async def test_process_mode_fails_a_reply_that_cannot_cross_the_boundary() -> None:
+    """In process the reply is a dict; across the boundary it cannot be carried,
+    and the kit says so."""
+    kit = _ObjectReplyKit()
+    async with kit._initialized({}) as platform:
+        with pytest.raises(AssertionError, match="cannot be encoded"):
+            await kit._require_dict_answers(platform, [{}], "")
+
+
+class _ObjectReplyInProcessKit(PlatformConformance):
+    platform_class = ReplyObject
+
+
+async def test_the_same_reply_passes_in_process() -> None:
+    kit = _ObjectReplyInProcessKit()
+    async with kit._initialized({}) as platform:
+        await kit._require_dict_answers(platform, [{}], "")
+
+
+class _UninstalledKit(PlatformConformance):
+    platform_class = EchoPlatform
+    isolation = "process"
+    namespace = "demi.no-such-namespace"
+
+
+def test_process_mode_needs_the_platform_installed_with_an_entry_point() -> None:
+    with pytest.raises(AssertionError, match="must be installed with one in"):
+        _UninstalledKit()._new_platform()

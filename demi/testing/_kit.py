@@ -3,10 +3,11 @@ as the manager does (configuration, construction, initialize and shutdown)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Literal, cast
 
 import anyio
 import pytest
@@ -16,7 +17,7 @@ from ..core.prepare import prepare_config
 from ..exceptions import PlatformConfigError, PluginLoadError, PluginValidationError
 from ..platforms.base import BasePlatform
 from ..platforms.sync import SyncPlatform
-from ..plugins.discovery import validate_plugin_class
+from ..plugins.discovery import DEFAULT_NAMESPACE, validate_plugin_class
 from ._attempts import attempt, detail, kind, label, sentence_part
 
 __all__ = ["BACKENDS", "INSTANCE", "KitBase"]
@@ -51,6 +52,15 @@ class KitBase:
     #: (return ``False`` or raise), if there is one; without it, shutdown after a
     #: failed initialize is checked on an instance whose initialize never ran.
     failing_config: ClassVar[Mapping[str, Any] | None] = None
+
+    #: ``"process"`` runs every check against the platform in a child process, as
+    #: ``isolation = "process"`` does, so its configuration, requests, replies,
+    #: events and webhooks must cross the process boundary. The platform must be
+    #: installed as an entry point in :attr:`namespace` (the child imports it from
+    #: there), and :meth:`trigger_events` gets the conductor's side of it.
+    isolation: ClassVar[Literal["inproc", "process"]] = "inproc"
+    #: The entry-point group the platform is installed in (for ``"process"``).
+    namespace: ClassVar[str] = DEFAULT_NAMESPACE
 
     #: The bounds the checks hold the platform to; demi's defaults unless changed.
     init_timeout: ClassVar[float] = _default_timeout("init_timeout")
@@ -106,6 +116,8 @@ class KitBase:
     def _new_platform(self) -> BasePlatform:
         __tracebackhide__ = True
         cls = self._platform_class()
+        if self.isolation == "process":
+            return self._in_a_process(cls)
         try:
             return cls()
         except Exception as err:
@@ -113,6 +125,23 @@ class KitBase:
                 f"{label(cls)} must be constructible with no arguments, but "
                 f"{label(cls)}() raised {detail(err)}."
             ) from None
+
+    def _in_a_process(self, cls: type[BasePlatform]) -> BasePlatform:
+        """demi's side of ``cls`` run in a child process, as the manager makes it."""
+        __tracebackhide__ = True
+        from ..isolation._proxy import process_platform
+
+        target = f"{cls.__module__}:{cls.__qualname__}"
+        for ep in importlib.metadata.entry_points(group=self.namespace):
+            if ep.value.replace(" ", "") == target:
+                platform = process_platform(self.namespace, ep.name, shape=cls)()
+                platform._demi_name = INSTANCE
+                return platform
+        raise AssertionError(
+            f'isolation = "process" runs {label(cls)} in a child process, which '
+            f"imports it by its entry point, so it must be installed with one in "
+            f"{self.namespace!r} (none points at {target})."
+        )
 
     def _prepared(self, config: Mapping[str, Any], attribute: str) -> dict[str, Any]:
         """``config`` as the manager passes it to initialize: through
