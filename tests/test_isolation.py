@@ -33,7 +33,7 @@ from helpers import free_port, install_distribution
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
-from demi import DemiSettings, PluginState, WebhookRequest
+from demi import DemiSettings, InboundEvent, PluginState, WebhookRequest
 from demi.conductor import Conductor
 from demi.core.config import PlatformSettings
 from demi.exceptions import (
@@ -273,6 +273,25 @@ async def test_a_listening_platforms_run_runs_in_its_child_and_its_events_come_b
         assert child_of(conductor, "chat").pid != os.getpid()
     texts = sorted(reply["text"] for reply in replies(tmp_path))
     assert texts == ["hello 1", "hello 2", "hello 3"]
+
+
+async def test_a_childs_events_of_one_conversation_arrive_in_order_and_once() -> None:
+    """A hundred events in one conversation, a handler slower than the platform:
+    each is handled once, in the order the child sent them (each send waited for
+    demi to accept it, so nothing queued up unbounded on the way)."""
+    handled: list[str] = []
+
+    async def slow(event: InboundEvent) -> None:
+        await anyio.sleep(0.001)
+        handled.append(event.data["text"])
+
+    listening = spec(
+        "listens", isolation="process", config={"count": 100, "conversation": "room"}
+    )
+    settings = DemiSettings(request_timeout=2, platforms={"chat": listening})
+    async with Conductor(settings, handler=slow):
+        await eventually(lambda: len(handled) >= 100)
+    assert handled == [f"hello {number}" for number in range(1, 101)]
 
 
 async def test_a_redelivery_from_the_child_is_dropped_as_in_process(
