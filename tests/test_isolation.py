@@ -38,6 +38,8 @@ from demi.exceptions import (
     PlatformTimeoutError,
     PlatformUnavailableError,
 )
+from demi.isolation import fault_of
+from demi.isolation._faults import exited, over_memory, unanswered_cancel
 from demi.isolation._proxy import ProcessPlatform
 from demi.isolation._wire import MAX_FRAME, Message, WireError, decode, encode
 from demi.supervision import Supervisor
@@ -98,6 +100,33 @@ def test_what_the_codec_cannot_carry_is_a_wire_error(params: Any, why: str) -> N
 def test_a_garbled_frame_is_a_wire_error() -> None:
     with pytest.raises(WireError, match="garbled"):
         decode(b"\xc1not msgpack")
+
+
+# -- why a child went away ----------------------------------------------------
+
+_CARRIED = "connection lost: run raised PlatformUnavailableError: "
+
+
+@pytest.mark.parametrize(
+    ("error", "fault"),
+    [
+        (_CARRIED + exited(-11), "crash"),
+        (_CARRIED + exited(3), "crash"),
+        (_CARRIED + exited(-9), "crash"),  # the kernel's OOM killer, say
+        ("initialize raised PlatformUnavailableError: " + exited(1, " before"), "crash"),
+        (_CARRIED + unanswered_cancel(1.0), "hang"),
+        (_CARRIED + over_memory(412.4, 200), "memory"),
+        (None, None),
+        ("connection lost: run returned: the connection ended", None),
+        # A plugin's own words, however they read, are not demi's reason.
+        ("initialize raised PlatformRequestError: initialize in the child: "
+         "ValueError: process exited: exit code 3", None),
+    ],
+)  # fmt: skip
+def test_fault_of_tells_the_kind_of_fault_from_the_reason_demi_wrote(
+    error: str | None, fault: str | None
+) -> None:
+    assert fault_of(error) == fault
 
 
 # -- a conductor with isolated platforms -------------------------------------
@@ -437,22 +466,26 @@ async def test_a_restart_after_an_upgrade_serves_the_new_code_without_a_failure(
     assert codes[0] == "1.0" and codes[-1] == "2.0"
 
 
+#: What the culprit's faulting request raises, the reason its instance fails with,
+#: and the reason of its restart (demi_platform_restarts_total{reason}).
+_HUNG = "process killed: it did not answer a cancellation within 1s"
 HOSTILE = {
-    "iso_grows": (PlatformRequestError, "over its memory_limit_mb of 200: killed"),
-    "iso_segfaults": (PlatformRequestError, "killed by signal 11 (SIGSEGV)"),
-    "iso_exits": (PlatformRequestError, "exit code 3"),
-    "iso_blocks_loop": (PlatformTimeoutError, "killed by signal 9 (SIGKILL)"),
-    "iso_swallows_cancel": (PlatformTimeoutError, "killed by signal 9 (SIGKILL)"),
-}
+    "iso_grows": (PlatformRequestError, "over its memory_limit_mb of 200: killed", "memory"),
+    "iso_segfaults": (PlatformRequestError, "exited: killed by signal 11 (SIGSEGV)", "crash"),
+    "iso_exits": (PlatformRequestError, "process exited: exit code 3", "crash"),
+    "iso_blocks_loop": (PlatformTimeoutError, _HUNG, "hang"),
+    "iso_swallows_cancel": (PlatformTimeoutError, _HUNG, "hang"),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("driver", list(HOSTILE))
 async def test_a_hostile_child_fails_alone_and_is_restarted(driver: str) -> None:
     """The fault fails the culprit's request fast (a crash or a memory kill at
     once, a hang at its timeout plus the cancel grace), the instance fails with the
-    reason, the supervisor starts a new child, and the in-process echo beside it
-    never misses a beat."""
-    error, reason = HOSTILE[driver]
+    reason, the supervisor starts a new child and counts the restart as the kind
+    of fault it was, and the in-process echo beside it never misses a beat."""
+    error, reason, restart_reason = HOSTILE[driver]
+    restarts: list[tuple[str, str]] = []
     bad = spec(driver, isolation="process", memory_limit_mb=200)
     conductor = conductor_of(bad=bad, calm=spec("good"))
     failures: list[str] = []
@@ -464,6 +497,7 @@ async def test_a_hostile_child_fails_alone_and_is_restarted(driver: str) -> None
         )
     )
     async with supervised(conductor) as supervisor:
+        supervisor.add_restart_observer(lambda *told: restarts.append(told))
         first = child_of(conductor, "bad").pid
         slowest = 0.0
         fault_done = anyio.Event()
@@ -488,6 +522,9 @@ async def test_a_hostile_child_fails_alone_and_is_restarted(driver: str) -> None
 
         await eventually(lambda: supervisor.record("bad").restarts >= 1)
         assert any(reason in why for why in failures), failures
+        await eventually(lambda: bool(restarts))
+        assert restarts == [("bad", restart_reason)]
+        assert supervisor.record("bad").last_restart_reason == restart_reason
         await eventually(lambda: conductor.instances()[0].state is PluginState.ACTIVE)
         assert await conductor.dispatch("bad", {"text": "back"}) == {"text": "back"}
         assert child_of(conductor, "bad").pid != first
