@@ -27,8 +27,8 @@ import httpcore  # noqa: F401
 import httpx
 import pytest
 from helpers import free_port, install_distribution
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
+from test_run_http import metric
 
 from demi import DemiSettings, PluginState
 from demi.conductor import Conductor
@@ -470,9 +470,9 @@ async def test_a_restart_after_an_upgrade_serves_the_new_code_without_a_failure(
 #: and the reason of its restart (demi_platform_restarts_total{reason}).
 _HUNG = "process killed: it did not answer a cancellation within 1s"
 HOSTILE = {
-    "iso_grows": (PlatformRequestError, "over its memory_limit_mb of 200: killed", "memory"),
-    "iso_segfaults": (PlatformRequestError, "exited: killed by signal 11 (SIGSEGV)", "crash"),
-    "iso_exits": (PlatformRequestError, "process exited: exit code 3", "crash"),
+    "iso_grows": (PlatformUnavailableError, "over its memory_limit_mb of 200: killed", "memory"),
+    "iso_segfaults": (PlatformUnavailableError, "exited: killed by signal 11 (SIGSEGV)", "crash"),
+    "iso_exits": (PlatformUnavailableError, "process exited: exit code 3", "crash"),
     "iso_blocks_loop": (PlatformTimeoutError, _HUNG, "hang"),
     "iso_swallows_cancel": (PlatformTimeoutError, _HUNG, "hang"),
 }  # fmt: skip
@@ -578,17 +578,6 @@ def test_no_child_outlives_a_sigkilled_demi_run(tmp_path: Path, backend: str) ->
         time.sleep(0.05)
 
 
-def _restarts(metrics: str, platform: str) -> float:
-    """demi_platform_restarts_total of ``platform``, all reasons, from /metrics."""
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(metrics)
-        for sample in family.samples
-        if sample.name == "demi_platform_restarts_total"
-        and sample.labels.get("platform") == platform
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_demi_run_over_http_sees_a_child_crash_and_its_restart(
@@ -644,8 +633,9 @@ def test_demi_run_over_http_sees_a_child_crash_and_its_restart(
             assert after["platforms"]["calm"]["state"] == "active"
             assert client.get("/readyz").status_code == 200
             metrics = client.get("/metrics").text
-            assert _restarts(metrics, "bad") >= 1
-            assert _restarts(metrics, "calm") == 0
+            restarts = "demi_platform_restarts_total"
+            assert metric(metrics, restarts, platform="bad") >= 1
+            assert metric(metrics, restarts, platform="calm") == 0
     finally:
         demi.kill()
         demi.wait()
