@@ -531,6 +531,30 @@ async def test_a_hostile_child_fails_alone_and_is_restarted(driver: str) -> None
         assert first is not None and not alive(first)
 
 
+async def test_a_child_outlives_the_thread_that_started_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """trio starts a process from a worker thread of its cache, and that thread
+    ends after ``IDLE_TIMEOUT`` seconds idle (10 s). Linux's parent-death signal
+    follows the thread that forked, so a child relying on it died with the thread.
+    Here every idle thread is given one more job once the child is up, after which
+    it idles out in 50 ms (trio's private setting: a rename fails loudly)."""
+    import trio._core._thread_cache
+
+    async with conductor_of(chat=spec("good", isolation="process")) as conductor:
+        pid = child_of(conductor, "chat").pid
+        monkeypatch.setattr(trio._core._thread_cache, "IDLE_TIMEOUT", 0.05)
+        # Every idle thread of the cache gets a job at once (the one that started
+        # the child among them), then idles out.
+        async with anyio.create_task_group() as group:
+            for _ in range(8):
+                group.start_soon(anyio.to_thread.run_sync, time.sleep, 0.1)
+        await anyio.sleep(0.5)  # the thread is gone by now
+        assert pid is not None and alive(pid)
+        assert await conductor.dispatch("chat", {"n": 1}) == {"n": 1}
+        assert child_of(conductor, "chat").pid == pid
+
+
 def _children(parent: int) -> list[int]:
     """The pids whose parent is ``parent``, read from /proc."""
     found = []
