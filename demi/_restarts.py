@@ -16,9 +16,14 @@ __all__ = ["HISTORY", "RESTART_REASONS", "InstanceRecord", "backoff_delay"]
 #: Health results kept per instance.
 HISTORY = 10
 
-#: Why restarts happen: the supervisor's two reasons, the operator's, and a new
-#: installed version of a process-isolated driver.
-RESTART_REASONS = ("unhealthy", "failed", "operator", "upgrade")
+#: Why restarts happen, the label values of ``demi_platform_restarts_total``:
+#: the supervisor's (``unhealthy`` checks; ``failed``, or for a process-isolated
+#: instance whose child went away ``crash``, ``hang`` or ``memory``, as
+#: :func:`demi.isolation.fault_of` tells) and the operator's (``operator``, and
+#: ``upgrade`` for one that changes the installed version).
+RESTART_REASONS = (
+    "unhealthy", "failed", "crash", "hang", "memory", "operator", "upgrade",
+)  # fmt: skip
 
 #: Beyond this many doublings every backoff is capped anyway; ``2.0 ** n`` overflows
 #: past 1023.

@@ -36,6 +36,8 @@ it, with exponential backoff and jitter between attempts:
   plus ``backoff_max`` plus the restart itself after the previous one.
 * Operator restarts (:meth:`Supervisor.restart`) count in ``restarts`` and the
   metrics, with their reason, but not towards ``max_restarts``; they forget a give-up.
+* Each restart has a reason (:data:`RESTART_REASONS`); a process-isolated instance
+  whose child went away is restarted for a ``crash``, ``hang`` or ``memory``.
 """
 
 from __future__ import annotations
@@ -53,8 +55,10 @@ from ._health_round import CheckRunner, log_result, log_round
 from ._probes import readiness, snapshot
 from ._restarts import HISTORY, RESTART_REASONS, InstanceRecord, backoff_delay
 from .conductor import Conductor, InstanceStatus
+from .core.config import PlatformSettings
 from .core.logger import get_logger
 from .exceptions import DemiError, PluginNotFoundError
+from .isolation import fault_of
 from .platforms.base import HealthStatus, PluginHealth
 
 __all__ = [
@@ -249,7 +253,7 @@ class Supervisor:
             return False
         record.restarting = True
         delay = backoff_delay(record.unstable_restarts, spec, self._rng)
-        reason = "failed" if failed else "unhealthy"
+        reason = self._failure_reason(status, spec) if failed else "unhealthy"
         why = (
             f"failed ({status.error or 'no reason recorded'})"
             if failed
@@ -258,6 +262,13 @@ class Supervisor:
         LOG.warning("platform %s: %s; restarting in %.2fs", name, why, delay)
         self._group.start_soon(self._restart, name, delay, reason)
         return True
+
+    @staticmethod
+    def _failure_reason(status: InstanceStatus, spec: PlatformSettings) -> str:
+        """``failed``, or for a process-isolated instance whose child went away, the
+        kind of fault its reason tells (``crash``, ``hang``, ``memory``)."""
+        fault = fault_of(status.error) if spec.isolation == "process" else None
+        return fault or "failed"
 
     async def _restart(self, name: str, delay: float, reason: str) -> None:
         record = self.record(name)

@@ -30,8 +30,8 @@ import httpcore  # noqa: F401
 import httpx
 import pytest
 from helpers import free_port, install_distribution
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
+from test_run_http import metric
 
 from demi import DemiSettings, InboundEvent, PluginState, WebhookRequest
 from demi.conductor import Conductor
@@ -43,6 +43,8 @@ from demi.exceptions import (
     PluginNotFoundError,
 )
 from demi.handlers import echo
+from demi.isolation import fault_of
+from demi.isolation._faults import exited, over_memory, unanswered_cancel
 from demi.isolation._proxy import ProcessPlatform
 from demi.isolation._wire import MAX_FRAME, Message, WireError, decode, encode
 from demi.supervision import Supervisor
@@ -103,6 +105,33 @@ def test_what_the_codec_cannot_carry_is_a_wire_error(params: Any, why: str) -> N
 def test_a_garbled_frame_is_a_wire_error() -> None:
     with pytest.raises(WireError, match="garbled"):
         decode(b"\xc1not msgpack")
+
+
+# -- why a child went away ----------------------------------------------------
+
+_CARRIED = "connection lost: run raised PlatformUnavailableError: "
+
+
+@pytest.mark.parametrize(
+    ("error", "fault"),
+    [
+        (_CARRIED + exited(-11), "crash"),
+        (_CARRIED + exited(3), "crash"),
+        (_CARRIED + exited(-9), "crash"),  # the kernel's OOM killer, say
+        ("initialize raised PlatformUnavailableError: " + exited(1, " before"), "crash"),
+        (_CARRIED + unanswered_cancel(1.0), "hang"),
+        (_CARRIED + over_memory(412.4, 200), "memory"),
+        (None, None),
+        ("connection lost: run returned: the connection ended", None),
+        # A plugin's own words, however they read, are not demi's reason.
+        ("initialize raised PlatformRequestError: initialize in the child: "
+         "ValueError: process exited: exit code 3", None),
+    ],
+)  # fmt: skip
+def test_fault_of_tells_the_kind_of_fault_from_the_reason_demi_wrote(
+    error: str | None, fault: str | None
+) -> None:
+    assert fault_of(error) == fault
 
 
 # -- a conductor with isolated platforms -------------------------------------
@@ -610,22 +639,26 @@ async def test_an_operator_restart_onto_a_new_version_counts_as_an_upgrade(
     assert reasons == ["operator", "upgrade"]
 
 
+#: What the culprit's faulting request raises, the reason its instance fails with,
+#: and the reason of its restart (demi_platform_restarts_total{reason}).
+_HUNG = "process killed: it did not answer a cancellation within 1s"
 HOSTILE = {
-    "iso_grows": (PlatformRequestError, "over its memory_limit_mb of 200: killed"),
-    "iso_segfaults": (PlatformRequestError, "killed by signal 11 (SIGSEGV)"),
-    "iso_exits": (PlatformRequestError, "exit code 3"),
-    "iso_blocks_loop": (PlatformTimeoutError, "killed by signal 9 (SIGKILL)"),
-    "iso_swallows_cancel": (PlatformTimeoutError, "killed by signal 9 (SIGKILL)"),
-}
+    "iso_grows": (PlatformUnavailableError, "over its memory_limit_mb of 200: killed", "memory"),
+    "iso_segfaults": (PlatformUnavailableError, "exited: killed by signal 11 (SIGSEGV)", "crash"),
+    "iso_exits": (PlatformUnavailableError, "process exited: exit code 3", "crash"),
+    "iso_blocks_loop": (PlatformTimeoutError, _HUNG, "hang"),
+    "iso_swallows_cancel": (PlatformTimeoutError, _HUNG, "hang"),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("driver", list(HOSTILE))
 async def test_a_hostile_child_fails_alone_and_is_restarted(driver: str) -> None:
     """The fault fails the culprit's request fast (a crash or a memory kill at
     once, a hang at its timeout plus the cancel grace), the instance fails with the
-    reason, the supervisor starts a new child, and the in-process echo beside it
-    never misses a beat."""
-    error, reason = HOSTILE[driver]
+    reason, the supervisor starts a new child and counts the restart as the kind
+    of fault it was, and the in-process echo beside it never misses a beat."""
+    error, reason, restart_reason = HOSTILE[driver]
+    restarts: list[tuple[str, str]] = []
     bad = spec(driver, isolation="process", memory_limit_mb=200)
     conductor = conductor_of(bad=bad, calm=spec("good"))
     failures: list[str] = []
@@ -637,6 +670,7 @@ async def test_a_hostile_child_fails_alone_and_is_restarted(driver: str) -> None
         )
     )
     async with supervised(conductor) as supervisor:
+        supervisor.add_restart_observer(lambda *told: restarts.append(told))
         first = child_of(conductor, "bad").pid
         slowest = 0.0
         fault_done = anyio.Event()
@@ -661,10 +695,37 @@ async def test_a_hostile_child_fails_alone_and_is_restarted(driver: str) -> None
 
         await eventually(lambda: supervisor.record("bad").restarts >= 1)
         assert any(reason in why for why in failures), failures
+        await eventually(lambda: bool(restarts))
+        assert restarts == [("bad", restart_reason)]
+        assert supervisor.record("bad").last_restart_reason == restart_reason
         await eventually(lambda: conductor.instances()[0].state is PluginState.ACTIVE)
         assert await conductor.dispatch("bad", {"text": "back"}) == {"text": "back"}
         assert child_of(conductor, "bad").pid != first
         assert first is not None and not alive(first)
+
+
+async def test_a_child_outlives_the_thread_that_started_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """trio starts a process from a worker thread of its cache, and that thread
+    ends after ``IDLE_TIMEOUT`` seconds idle (10 s). Linux's parent-death signal
+    follows the thread that forked, so a child relying on it died with the thread.
+    Here every idle thread is given one more job once the child is up, after which
+    it idles out in 50 ms (trio's private setting: a rename fails loudly)."""
+    import trio._core._thread_cache
+
+    async with conductor_of(chat=spec("good", isolation="process")) as conductor:
+        pid = child_of(conductor, "chat").pid
+        monkeypatch.setattr(trio._core._thread_cache, "IDLE_TIMEOUT", 0.05)
+        # Every idle thread of the cache gets a job at once (the one that started
+        # the child among them), then idles out.
+        async with anyio.create_task_group() as group:
+            for _ in range(8):
+                group.start_soon(anyio.to_thread.run_sync, time.sleep, 0.1)
+        await anyio.sleep(0.5)  # the thread is gone by now
+        assert pid is not None and alive(pid)
+        assert await conductor.dispatch("chat", {"n": 1}) == {"n": 1}
+        assert child_of(conductor, "chat").pid == pid
 
 
 def _children(parent: int) -> list[int]:
@@ -712,19 +773,6 @@ def test_no_child_outlives_a_sigkilled_demi_run(tmp_path: Path, backend: str) ->
     while any(alive(pid) for pid in children):
         assert time.monotonic() < deadline, f"children left: {children}"
         time.sleep(0.05)
-
-
-def _restarts(metrics: str, platform: str, reason: str | None = None) -> float:
-    """demi_platform_restarts_total of ``platform`` from /metrics, for ``reason``
-    (all reasons when ``None``)."""
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(metrics)
-        for sample in family.samples
-        if sample.name == "demi_platform_restarts_total"
-        and sample.labels.get("platform") == platform
-        and reason in (None, sample.labels.get("reason"))
-    )
 
 
 @pytest.mark.slow
@@ -782,8 +830,9 @@ def test_demi_run_over_http_sees_a_child_crash_and_its_restart(
             assert after["platforms"]["calm"]["state"] == "active"
             assert client.get("/readyz").status_code == 200
             metrics = client.get("/metrics").text
-            assert _restarts(metrics, "bad") >= 1
-            assert _restarts(metrics, "calm") == 0
+            restarts = "demi_platform_restarts_total"
+            assert metric(metrics, restarts, platform="bad") >= 1
+            assert metric(metrics, restarts, platform="calm") == 0
     finally:
         demi.kill()
         demi.wait()
@@ -878,7 +927,8 @@ def test_demi_run_upgrades_an_isolated_platform_on_sighup_under_load(
             after = chat_when(lambda e: True)
             assert after["version"] == "2.0" and after["state"] == "active"
             metrics = client.get("/metrics").text
-            assert _restarts(metrics, "chat", reason="upgrade") == 1
+            restarts = "demi_platform_restarts_total"
+            assert metric(metrics, restarts, platform="chat", reason="upgrade") == 1
     finally:
         demi.terminate()
         demi.wait(timeout=30)

@@ -997,7 +997,16 @@ async def test_an_operator_restart_counts_with_its_reason() -> None:
     assert flaky.inits == 2
     assert (entry["restarts"], entry["last_restart_reason"]) == (1, "operator")
     for platform in ("primary", "steady"):
-        for why in ("unhealthy", "failed", "operator"):
+        # The documented label set (docs/operations.md), in process or not.
+        for why in (
+            "unhealthy",
+            "failed",
+            "crash",
+            "hang",
+            "memory",
+            "operator",
+            "upgrade",
+        ):
             labels = {"platform": platform, "reason": why}
             assert sample(before, "demi_platform_restarts_total", **labels) == 0
     labels = {"platform": "primary", "reason": "operator"}

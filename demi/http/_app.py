@@ -1,5 +1,5 @@
-"""The ASGI application (starlette): probes, health, metrics, operator commands,
-and the platforms' webhooks."""
+"""The ASGI application (starlette): probes, health, metrics, operator commands
+(restart, a request to a platform), and the platforms' webhooks."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from starlette.routing import Route
 from ..conductor import Conductor
 from ..supervision import Supervisor
 from ._json import SafeJSONResponse
+from ._request import request_endpoint
 from ._webhook import is_webhook_path, webhook_endpoint
 from .metrics import CONTENT_TYPE, Metrics
 
@@ -120,6 +121,11 @@ def create_app(
             Route("/health", health),
             Route("/metrics", prometheus),
             Route("/platforms/{name}/restart", restart, methods=["POST"]),
+            Route(
+                "/platforms/{name}/request",
+                request_endpoint(conductor),
+                methods=["POST"],
+            ),  # fmt: skip
             Route(
                 "/platforms/{name}/webhook",
                 webhook_endpoint(conductor),

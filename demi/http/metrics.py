@@ -5,10 +5,10 @@
 ``demi_request_errors_total``, ``demi_request_duration_seconds`` and
 ``demi_platform_restarts_total``: dashboards depend on these names.
 
-``demi_platform_restarts_total`` also carries ``reason``: ``unhealthy`` and
-``failed`` for the supervisor's restarts, ``operator`` for ``POST
-/platforms/{name}/restart`` (any other reason given to ``Supervisor.restart`` gets a
-series of its own). The three known reasons are seeded at zero for every platform.
+``demi_platform_restarts_total`` also carries ``reason``, one of
+:data:`~demi.supervision.RESTART_REASONS` (any other reason given to
+``Supervisor.restart`` gets a series of its own). The known reasons are seeded at
+zero for every platform.
 
 ``demi_platform_health_status`` reads the latest result from its one owner, the
 plugin manager (``InstanceStatus.health``), as ``/health`` and ``/readyz`` do.

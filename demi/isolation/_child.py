@@ -15,6 +15,7 @@ from anyio.abc import Process, UNIXSocketStream
 
 from ..core.logger import get_logger
 from ..exceptions import PlatformUnavailableError
+from ._faults import exited, over_memory
 from ._wire import Channel, WireError
 
 __all__ = ["GONE", "MEMORY_POLL", "TERM_GRACE", "Child", "resident_mb"]
@@ -104,7 +105,7 @@ class Child:
             if code is None:
                 await self.kill()
                 code = self.process.returncode
-            self.gone = f"process exited{when}: {_describe_exit(code)}"
+            self.gone = exited(code, when)
         return self.gone
 
     async def kill(self) -> None:
@@ -134,10 +135,7 @@ class Child:
         while True:
             used = resident_mb(pid)
             if used is not None and used > limit_mb:
-                self.gone = (
-                    f"process used {used:.0f} MiB, over its memory_limit_mb of "
-                    f"{limit_mb}: killed"
-                )
+                self.gone = over_memory(used, limit_mb)
                 LOG.warning("platform %s: %s", label, self.gone)
                 await self.kill()
                 return
@@ -160,15 +158,3 @@ def _signal_group(pid: int, signum: int) -> None:
         os.killpg(pid, signum)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "it did not end"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = "unknown"
-        return f"killed by signal {-code} ({name})"
-    return f"exit code {code}"

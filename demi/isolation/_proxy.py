@@ -41,6 +41,7 @@ from ..platforms.base import (
 )
 from ..platforms.inbound import Inbox, WebhookRequest, WebhookResponse
 from ._child import GONE, Child
+from ._faults import unanswered_cancel
 from ._shapes import event_from_wire, request_to_wire, response_from_wire
 from ._wire import Message, WireError
 
@@ -338,12 +339,10 @@ class ProcessPlatform(BasePlatform):
         except GONE:
             return
         if pending.reply is None:
-            LOG.warning(
-                "platform %s did not answer a cancellation within %gs "
-                "(its loop is blocked or it ignores cancellation): killing its process",
-                self.name,
-                CANCEL_GRACE,
-            )
+            # The reason is set before the kill, so it reads as the hang it is,
+            # not as "killed by signal 9" (see _faults.fault_of).
+            child.gone = child.gone or unanswered_cancel(CANCEL_GRACE)
+            LOG.warning("platform %s: %s", self.name, child.gone)
             await child.kill()
 
     def _take(self, message: Message) -> None:

@@ -8,19 +8,20 @@ fault boundary, so whatever the platform raises is an error reply, never the chi
 end. ``run`` is a request like the others that lasts as long as the connection: its
 readiness comes back as ``ready``, and the events it (or ``handle_webhook``) sends as
 ``event`` messages that demi answers with ``ack``. Log records go to demi as ``log``
-messages. The child exits when the socket closes; on Linux the kernel also kills it
-when its parent dies.
+messages. The child exits when the socket closes, or when a thread of its own sees that
+its parent died.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import math
 import os
 import signal
 import socket
 import sys
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,21 +37,29 @@ from ._wire import Channel, Message, WireError
 
 __all__ = ["main"]
 
-_PR_SET_PDEATHSIG = 1
+#: Seconds between two looks at whether demi is still this process's parent.
+PARENT_POLL = 0.2
 
 
 def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (a best effort
-    elsewhere: end-of-file on the socket ends it too)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before prctl: no signal will come
+    """End this process within :data:`PARENT_POLL` seconds of demi's death,
+    whatever the platform does meanwhile (a blocked loop included): a thread looks
+    whether the parent changed, as it does once init or a subreaper adopts an orphan.
+
+    Not Linux's parent-death signal: it follows the *thread* that forked, and trio
+    forks from a worker thread of its cache, which ends after 10 s idle and took
+    every child it had started with it.
+    """
+    # No "parent is 1, so demi is gone" shortcut: demi may be PID 1 (a container's
+    # entry point). Had demi died before this line, the socket's end-of-file ends us.
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
         os._exit(1)
+
+    threading.Thread(target=watch, name="demi-parent-watch", daemon=True).start()
 
 
 def _backend(plugin: type[BasePlatform]) -> str:
