@@ -76,6 +76,7 @@ async def test_a_request_gets_the_platforms_reply_or_the_status_of_its_failure(
         unknown = await post("nobody", json={})
         not_an_object = await post("echo", json=[1, 2])
         not_json = await post("echo", content=b"{nope")
+        not_a_number = await post("echo", content=b'{"n": NaN}')
         metrics = (await client.get("/metrics", headers=bearer())).text
     assert unauthorised.status_code == 401
     assert ok == (200, {"text": "hi", "n": [1, 2]})
@@ -85,7 +86,11 @@ async def test_a_request_gets_the_platforms_reply_or_the_status_of_its_failure(
     assert down[0] == 503 and "'down'" in down[1]["error"]
     assert unknown[0] == 404 and "'nobody'" in unknown[1]["error"]
     assert not_an_object == (400, {"error": "the body must be a JSON object, not list"})
-    assert not_json[0] == 400 and "not JSON" in not_json[1]["error"]
+    assert not_json[0] == 400 and "not valid JSON" in not_json[1]["error"]
+    # The same strict rules as demi request: what JSON does not allow is refused.
+    assert not_a_number == (
+        400, {"error": "the body holds NaN, which JSON does not allow"}
+    )  # fmt: skip
     # Dispatched like any request: counted, and the failures as errors.
     assert value(metrics, "demi_requests_total", platform="echo") == 1
     assert value(metrics, "demi_request_errors_total", platform="raises") == 1

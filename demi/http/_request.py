@@ -9,13 +9,13 @@ the webhooks; the caller is the operator, so errors are answered with their mess
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..conductor import Conductor
+from ..core.request_json import RequestJSONError, parse_request_json
 from ..exceptions import (
     PlatformRequestError,
     PlatformTimeoutError,
@@ -23,7 +23,7 @@ from ..exceptions import (
     PluginNotFoundError,
 )
 from ._json import SafeJSONResponse
-from ._webhook import MAX_WEBHOOK_BODY, _body
+from ._webhook import MAX_WEBHOOK_BODY, read_body
 
 __all__ = ["request_endpoint"]
 
@@ -41,7 +41,7 @@ def request_endpoint(conductor: Conductor) -> Callable[[Request], Awaitable[Resp
     async def request(request: Request) -> Response:
         name = request.path_params["name"]
         # The webhooks' bound: one limit for what any caller may make demi buffer.
-        body = await _body(request)
+        body = await read_body(request)
         if body is None:
             return SafeJSONResponse(
                 {"error": f"the body is larger than {MAX_WEBHOOK_BODY} bytes"},
@@ -49,14 +49,9 @@ def request_endpoint(conductor: Conductor) -> Callable[[Request], Awaitable[Resp
                 headers={"Connection": "close"},
             )
         try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError) as err:
-            return SafeJSONResponse({"error": f"the body is not JSON: {err}"}, 400)
-        if not isinstance(payload, dict):
-            kind = type(payload).__name__
-            return SafeJSONResponse(
-                {"error": f"the body must be a JSON object, not {kind}"}, 400
-            )
+            payload = parse_request_json(body, "the body")
+        except RequestJSONError as err:
+            return SafeJSONResponse({"error": str(err)}, 400)
         try:
             reply = await conductor.dispatch(name, payload)
         except PluginNotFoundError as err:

@@ -24,7 +24,7 @@ from ..exceptions import (
 from ..platforms.inbound import WebhookRequest, WebhookResponse
 from ._json import SafeJSONResponse
 
-__all__ = ["MAX_WEBHOOK_BODY", "is_webhook_path", "webhook_endpoint"]
+__all__ = ["MAX_WEBHOOK_BODY", "is_webhook_path", "read_body", "webhook_endpoint"]
 
 LOG = get_logger("demi.http.webhook")
 
@@ -50,7 +50,7 @@ def webhook_endpoint(conductor: Conductor) -> Callable[[Request], Awaitable[Resp
         name = request.path_params["name"]
         if not conductor.accepting:
             return SafeJSONResponse({"error": "demi is stopping"}, 503)
-        body = await _body(request)
+        body = await read_body(request)
         if body is None:
             return SafeJSONResponse(
                 {"error": f"the body is larger than {MAX_WEBHOOK_BODY} bytes"},
@@ -79,7 +79,7 @@ def webhook_endpoint(conductor: Conductor) -> Callable[[Request], Awaitable[Resp
     return webhook
 
 
-async def _body(request: Request) -> bytes | None:
+async def read_body(request: Request) -> bytes | None:
     """The raw body, or ``None`` when it exceeds :data:`MAX_WEBHOOK_BODY`.
 
     The excess is read and dropped (up to :data:`_DISCARD`), never kept: a client
