@@ -1,0 +1,390 @@
+"""Cases 9 to 11 in the benchmark's child process: a process-isolated echo, demi
+against the floor of two bare processes.
+
+Loaded by ``_child.py`` from its own file, so, like it, it imports only the standard
+library at module level.
+
+demi's side is the real path: a ``Conductor`` whose one instance has ``isolation =
+"process"``, so its platform runs in ``python -m demi.isolation.host`` (the driver
+``fake0000`` of the sandbox's generated site, an echo). The floors are the same
+interpreter and the same environment without demi's machinery:
+
+* per call (case 9): a socket pair to ``_wire_echo.py``, which answers each request
+  inline; both ends use demi's own ``Channel`` and ``Message``, so codec and framing
+  are exactly demi's. One caller sends and reads; 100 callers share the channel
+  with one reader task that wakes each caller's event, as demi's proxy does.
+* spawn (case 10): ``python -c "import the_driver_module"`` that writes one byte on
+  its end of a socket pair when the import is done.
+* memory (case 11, for information): that same process kept alive, idle.
+
+The children inherit ``PYTHONPATH`` (the generated site): demi's child finds the
+driver by its entry point there, the floor imports its module from there.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import itertools
+import os
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+perf = time.perf_counter
+ECHO = Path(__file__).with_name("_wire_echo.py")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_MIB = 1024 * 1024
+
+
+def _settings(driver: str, names: list[str]) -> Any:
+    from demi.core.config import DemiSettings, PlatformSettings
+
+    return DemiSettings(
+        platforms={
+            name: PlatformSettings(driver=driver, isolation="process") for name in names
+        }
+    )
+
+
+def _conductor(settings: Any) -> Any:
+    from demi.conductor import Conductor
+    from demi.handlers import log
+
+    # The handler by object: the sandbox holds no metadata of demi's own.
+    return Conductor(settings, handler=log)
+
+
+async def _spawn(argv: list[str]) -> tuple[Any, Any]:
+    """Start ``argv`` with one end of a socket pair as its last argument, the way
+    demi starts its child; return the process and our end as a stream."""
+    import anyio
+    from anyio.abc import UNIXSocketStream
+
+    ours, theirs = socket.socketpair()
+    try:
+        process = await anyio.open_process(
+            [*argv, str(theirs.fileno())], pass_fds=(theirs.fileno(),),
+            start_new_session=True, stdin=None, stdout=2, stderr=None,
+        )  # fmt: skip
+    finally:
+        theirs.close()
+    return process, await UNIXSocketStream.from_socket(ours)
+
+
+class _Floor:
+    """Our end of the floor: a channel to ``_wire_echo.py``."""
+
+    def __init__(self, process: Any, channel: Any) -> None:
+        self.process, self.channel = process, channel
+        self.ids = itertools.count(1)
+        self.waiting: dict[int, Any] = {}
+        self.replies: dict[int, Any] = {}
+
+    @classmethod
+    async def open(cls, *options: str) -> _Floor:
+        from demi.isolation._wire import Channel
+
+        process, stream = await _spawn([sys.executable, str(ECHO), *options])
+        floor = cls(process, Channel(stream))
+        await floor.channel.receive()  # hello
+        return floor
+
+    def request(self, request: Any, timeout: float) -> Any:
+        from demi.isolation._wire import Message
+
+        # The same params as demi's proxy sends: the request and the time left.
+        params = {"request": request, "timeout": timeout}
+        return Message("req", next(self.ids), "handle_request", params)
+
+    async def call(self, request: Any, timeout: float) -> Any:
+        """One round trip, nobody else on the channel, under the timeout (as
+        demi's dispatch, and case 4's floor)."""
+        import anyio
+
+        with anyio.fail_after(timeout):
+            await self.channel.send(self.request(request, timeout))
+            return (await self.channel.receive()).params
+
+    async def read(self) -> None:
+        """Wake each caller when its answer comes (callers share the channel)."""
+        while True:
+            reply = await self.channel.receive()
+            self.replies[reply.id] = reply
+            self.waiting.pop(reply.id).set()
+
+    async def shared_call(self, request: Any, timeout: float) -> Any:
+        """One round trip among other callers: :meth:`read` must be running."""
+        import anyio
+
+        message = self.request(request, timeout)
+        wake = self.waiting[message.id] = anyio.Event()
+        with anyio.fail_after(timeout):
+            await self.channel.send(message)
+            await wake.wait()
+        return self.replies.pop(message.id).params
+
+    async def close(self) -> None:
+        await self.channel.aclose()
+        await self.process.wait()
+
+
+def _on_cpu(pid: int) -> float:
+    """Seconds the process ``pid`` (its main thread) has run on a CPU, to the
+    nanosecond (/proc/PID/schedstat; the children are single-threaded)."""
+    with open(f"/proc/{pid}/schedstat", "rb") as schedstat:
+        return int(schedstat.read().split()[0]) / 1e9
+
+
+async def _measure(run: Callable[[], Awaitable[Any]], pid: int) -> dict[str, float]:
+    """Run ``run`` once; its wall time, the CPU time of this process and that of
+    the child ``pid`` that answers it, in ms."""
+    gc.collect()
+    start, used, child = perf(), time.process_time(), _on_cpu(pid)
+    await run()
+    return {
+        "wall": 1000 * (perf() - start),
+        "cpu_parent": 1000 * (time.process_time() - used),
+        "cpu_child": 1000 * (_on_cpu(pid) - child),
+    }
+
+
+def dispatch(spec: dict[str, Any]) -> dict[str, Any]:
+    """Case 9: per-call cost to a process-isolated echo, 1 and many callers, against
+    the floor (an inline echo) and, for information, the floor whose echo answers
+    each request in a task and a cancel scope of its own (``tasks``).
+
+    Each round starts a conductor of its own (untimed, followed by 100 untimed
+    calls): on trio, demi's child is killed about 10 s after it started (see
+    README.md), so one conductor cannot serve every round. The floors' processes
+    serve every round. Round 0 is the warm-up.
+    """
+    import anyio
+
+    calls, callers = spec["calls"], spec["callers"]
+    per_caller = max(calls // callers, 1)
+    request = {"text": "hi"}
+    names = ("demi", "floor", "tasks")
+    out: dict[str, Any] = {
+        shape: {
+            metric: {name: [] for name in names}
+            for metric in ("wall", "cpu_parent", "cpu_child")
+        }
+        for shape in ("sequential", "concurrent")
+    }
+
+    def sequential(send: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            for _ in range(calls):
+                if await send() != request:
+                    raise RuntimeError(f"the echo answered wrong: {spec}")
+
+        return run
+
+    def concurrent(send: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+        async def caller() -> None:
+            for _ in range(per_caller):
+                await send()
+
+        async def run() -> None:
+            async with anyio.create_task_group() as group:
+                for _ in range(callers):
+                    group.start_soon(caller)
+
+        return run
+
+    def shared(floor: _Floor) -> Callable[[], Awaitable[None]]:
+        """The floor's concurrent callers, with its reader task for the round."""
+
+        async def call() -> Any:
+            return await floor.shared_call(request, timeout)
+
+        async def run() -> None:
+            async with anyio.create_task_group() as group:
+                group.start_soon(floor.read)
+                await concurrent(call)()
+                group.cancel_scope.cancel()
+
+        return run
+
+    settings = _settings(spec["driver"], ["echo"])
+    timeout = settings.request_timeout
+
+    async def round_of(round_no: int, floors: dict[str, _Floor]) -> None:
+        async with _conductor(settings) as conductor:
+            child = conductor.instances()[0].pid
+            if child is None:
+                raise RuntimeError(f"the isolated echo did not start: {spec}")
+
+            async def demi_call() -> Any:
+                return await conductor.dispatch("echo", request)
+
+            for _ in range(100):
+                await demi_call()
+            for shape, run_demi in (
+                ("sequential", sequential(demi_call)),
+                ("concurrent", concurrent(demi_call)),
+            ):
+                modes = {"demi": (run_demi, child)}
+                for name, floor in floors.items():
+                    if shape == "sequential":
+                        run = sequential(
+                            functools.partial(floor.call, request, timeout)
+                        )
+                    else:
+                        run = shared(floor)
+                    modes[name] = (run, floor.process.pid)
+                order = list(names) if round_no % 2 == 0 else list(names)[::-1]
+                for name in order:
+                    measured = await _measure(*modes[name])
+                    if round_no:
+                        for metric, value in measured.items():
+                            out[shape][metric][name].append(value)
+
+    async def main() -> None:
+        floors = {"floor": await _Floor.open(), "tasks": await _Floor.open("--tasks")}
+        for round_no in range(spec["repeats"] + 1):
+            await round_of(round_no, floors)
+        for floor in floors.values():
+            await floor.close()
+        out["calls"] = {"sequential": calls, "concurrent": per_caller * callers}
+
+    anyio.run(main, backend=spec["backend"])
+    return out
+
+
+async def _ready_floor(module: str) -> tuple[Any, Any]:
+    """``python -c "import MODULE"`` that writes one byte once imported, then waits
+    for end-of-file on its socket (so it can be measured idle)."""
+    code = (
+        f"import os, sys, {module}\n"
+        "fd = int(sys.argv[1]); os.write(fd, b'.'); os.read(fd, 1)"
+    )
+    process, stream = await _spawn([sys.executable, "-c", code])
+    if await stream.receive(1) != b".":
+        raise RuntimeError(f"the floor did not import {module}")
+    return process, stream
+
+
+def spawn(spec: dict[str, Any]) -> dict[str, Any]:
+    """Case 10: Conductor.start of one isolated echo until it is active, against a
+    fresh interpreter importing the driver's module."""
+    import anyio
+
+    async def demi() -> None:
+        conductor = _conductor(_settings(spec["driver"], ["echo"]))
+        async with conductor.session():
+            start = perf()
+            await conductor.start()
+            samples["demi"].append(1000 * (perf() - start))
+            if conductor.instances()[0].pid is None:
+                raise RuntimeError(f"the isolated echo did not start: {spec}")
+            await conductor.stop()
+
+    async def floor() -> None:
+        start = perf()
+        process, stream = await _ready_floor(spec["module"])
+        samples["floor"].append(1000 * (perf() - start))
+        await stream.aclose()
+        await process.wait()
+
+    samples: dict[str, list[float]] = {"demi": [], "floor": []}
+
+    async def main() -> None:
+        modes = {"demi": demi, "floor": floor}
+        for round_no in range(spec["repeats"] + 1):
+            order = list(modes) if round_no % 2 == 0 else list(modes)[::-1]
+            for name in order:
+                gc.collect()
+                await modes[name]()
+            if round_no == 0:  # warm-up
+                samples["demi"].clear()
+                samples["floor"].clear()
+
+    anyio.run(main, backend=spec["backend"])
+    return samples
+
+
+def _resident(pid: int | str = "self") -> float:
+    """Resident memory in bytes, from /proc/PID/statm."""
+    with open(f"/proc/{pid}/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * _PAGE
+
+
+def _rollup(pid: int) -> dict[str, float]:
+    """Proportional (Pss) and private (Private_*) memory in bytes, from
+    /proc/PID/smaps_rollup (empty where the kernel has none)."""
+    out = {"pss": 0.0, "private": 0.0}
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        key, _, rest = line.partition(":")
+        if key == "Pss":
+            out["pss"] = float(rest.split()[0]) * 1024
+        elif key.startswith("Private_"):
+            out["private"] += float(rest.split()[0]) * 1024
+    return out
+
+
+def _child_memory(pid: int) -> dict[str, float]:
+    return {"rss": _resident(pid), **_rollup(pid)}
+
+
+def memory(spec: dict[str, Any]) -> dict[str, Any]:
+    """Case 11: the conductor's resident memory per isolated instance, and each idle
+    child's; the idle floor process's for comparison."""
+    import anyio
+
+    n = spec["size"]
+    out: dict[str, list[Any]] = {"per_instance": [], "children": [], "floor": []}
+
+    async def once(size: int) -> tuple[float, list[dict[str, float]]]:
+        conductor = _conductor(
+            _settings(spec["driver"], [f"e{i}" for i in range(size)])
+        )
+        async with conductor.session():
+            gc.collect()
+            before = _resident()
+            await conductor.start()
+            await anyio.sleep(0.2)  # idle: whatever start-up left to do is done
+            gc.collect()
+            grown = _resident() - before
+            pids = [status.pid for status in conductor.instances()]
+            if None in pids:
+                raise RuntimeError(f"not every isolated echo started: {pids}")
+            children = [_child_memory(pid) for pid in pids]
+            await conductor.stop()
+        return grown / size, children
+
+    async def main() -> None:
+        await once(1)  # warm-up: first-use imports are not per instance
+        for _ in range(spec["repeats"]):
+            per_instance, children = await once(n)
+            out["per_instance"].append(per_instance)
+            out["children"].extend(children)
+            process, stream = await _ready_floor(spec["module"])
+            await anyio.sleep(0.2)
+            out["floor"].append(_child_memory(process.pid))
+            await stream.aclose()
+            await process.wait()
+
+    anyio.run(main, backend=spec["backend"])
+    return out
+
+
+MODES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "isolated_dispatch": dispatch,
+    "isolated_spawn": spawn,
+    "isolated_memory": memory,
+}
+
+
+def run(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run the mode ``spec`` names, with the generated site on the children's path."""
+    os.environ["PYTHONPATH"] = os.pathsep.join(spec["child_path"])
+    return MODES[spec["mode"]](spec)
