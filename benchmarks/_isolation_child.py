@@ -40,12 +40,13 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 _MIB = 1024 * 1024
 
 
-def _settings(driver: str, names: list[str]) -> Any:
+def _settings(driver: str, names: list[str], **spec: Any) -> Any:
     from demi.core.config import DemiSettings, PlatformSettings
 
     return DemiSettings(
         platforms={
-            name: PlatformSettings(driver=driver, isolation="process") for name in names
+            name: PlatformSettings(driver=driver, isolation="process", **spec)
+            for name in names
         }
     )
 
@@ -210,7 +211,9 @@ def dispatch(spec: dict[str, Any]) -> dict[str, Any]:
 
         return run
 
-    settings = _settings(spec["driver"], ["echo"])
+    # As many requests in flight as the floor has: with the default max_concurrency
+    # (64), 36 of 100 callers would wait for a token, which the floor never does.
+    settings = _settings(spec["driver"], ["echo"], max_concurrency=callers)
     timeout = settings.request_timeout
 
     async def round_of(round_no: int, floors: dict[str, _Floor]) -> None:
