@@ -163,7 +163,11 @@ def isolated_memory(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
                 "KiB",
                 grown,
                 target=None,
-                note="RSS growth of the conductor's process / N",
+                note=(
+                    "RSS growth of the conductor's process / N; bytes Python "
+                    f"allocated and holds: {out['traced_per_instance'][0] / 1024:.1f} "
+                    "KiB per instance"
+                ),
             )
         )
         note = (

@@ -340,34 +340,47 @@ def _child_memory(pid: int) -> dict[str, float]:
 
 def memory(spec: dict[str, Any]) -> dict[str, Any]:
     """Case 11: the conductor's resident memory per isolated instance, and each idle
-    child's; the idle floor process's for comparison."""
+    child's; the idle floor process's for comparison.
+
+    Resident memory grows by whole pages and arenas, and what the warm-up freed is
+    reused, so a last round also counts the bytes Python allocated and still holds
+    per instance (``tracemalloc``, as case 6), with tracing on for that round only.
+    """
+    import tracemalloc
+
     import anyio
 
     n = spec["size"]
-    out: dict[str, list[Any]] = {"per_instance": [], "children": [], "floor": []}
+    out: dict[str, list[Any]] = {
+        "per_instance": [], "traced_per_instance": [], "children": [], "floor": [],
+    }  # fmt: skip
 
-    async def once(size: int) -> tuple[float, list[dict[str, float]]]:
+    def traced() -> float:
+        gc.collect()
+        return float(tracemalloc.get_traced_memory()[0])
+
+    async def once(size: int) -> tuple[float, float, list[dict[str, float]]]:
         conductor = _conductor(
             _settings(spec["driver"], [f"e{i}" for i in range(size)])
         )
         async with conductor.session():
             gc.collect()
-            before = _resident()
+            before, before_traced = _resident(), traced()
             await conductor.start()
             await anyio.sleep(0.2)  # idle: whatever start-up left to do is done
             gc.collect()
-            grown = _resident() - before
+            grown, grown_traced = _resident() - before, traced() - before_traced
             pids = [status.pid for status in conductor.instances()]
             if None in pids:
                 raise RuntimeError(f"not every isolated echo started: {pids}")
             children = [_child_memory(pid) for pid in pids]
             await conductor.stop()
-        return grown / size, children
+        return grown / size, grown_traced / size, children
 
     async def main() -> None:
         await once(1)  # warm-up: first-use imports are not per instance
         for _ in range(spec["repeats"]):
-            per_instance, children = await once(n)
+            per_instance, _, children = await once(n)
             out["per_instance"].append(per_instance)
             out["children"].extend(children)
             process, stream = await _ready_floor(spec["module"])
@@ -375,6 +388,10 @@ def memory(spec: dict[str, Any]) -> dict[str, Any]:
             out["floor"].append(_child_memory(process.pid))
             await stream.aclose()
             await process.wait()
+        tracemalloc.start()
+        await once(1)  # the first traced instance pays for tracemalloc's own tables
+        out["traced_per_instance"].append((await once(n))[1])
+        tracemalloc.stop()
 
     anyio.run(main, backend=spec["backend"])
     return out
