@@ -533,6 +533,8 @@ def _beside(name: str) -> Any:
     if found is None or found.loader is None:
         raise ImportError(f"cannot load {where}")
     module = importlib.util.module_from_spec(found)
+    # Registered, so a module loaded this way can import one loaded before it.
+    sys.modules[name] = module
     found.loader.exec_module(module)
     return module
 
@@ -547,6 +549,7 @@ def inbox(spec: dict[str, Any]) -> dict[str, Any]:
 def isolated(spec: dict[str, Any]) -> dict[str, Any]:
     """Cases 9 to 11: a process-isolated echo vs bare processes (in
     ``_isolation_child.py``)."""
+    _beside("_isolation_floor")
     result: dict[str, Any] = _beside("_isolation_child").run(spec)
     return result
 

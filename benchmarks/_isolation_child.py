@@ -25,19 +25,15 @@ from __future__ import annotations
 
 import functools
 import gc
-import itertools
 import os
-import socket
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
+# Loaded from its file by _child.py, before this module (see there).
+import _isolation_floor as bare
+
 perf = time.perf_counter
-ECHO = Path(__file__).with_name("_wire_echo.py")
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-_MIB = 1024 * 1024
 
 
 def _settings(driver: str, names: list[str], **spec: Any) -> Any:
@@ -59,97 +55,16 @@ def _conductor(settings: Any) -> Any:
     return Conductor(settings, handler=log)
 
 
-async def _spawn(argv: list[str]) -> tuple[Any, Any]:
-    """Start ``argv`` with one end of a socket pair as its last argument, the way
-    demi starts its child; return the process and our end as a stream."""
-    import anyio
-    from anyio.abc import UNIXSocketStream
-
-    ours, theirs = socket.socketpair()
-    try:
-        process = await anyio.open_process(
-            [*argv, str(theirs.fileno())], pass_fds=(theirs.fileno(),),
-            start_new_session=True, stdin=None, stdout=2, stderr=None,
-        )  # fmt: skip
-    finally:
-        theirs.close()
-    return process, await UNIXSocketStream.from_socket(ours)
-
-
-class _Floor:
-    """Our end of the floor: a channel to ``_wire_echo.py``."""
-
-    def __init__(self, process: Any, channel: Any) -> None:
-        self.process, self.channel = process, channel
-        self.ids = itertools.count(1)
-        self.waiting: dict[int, Any] = {}
-        self.replies: dict[int, Any] = {}
-
-    @classmethod
-    async def open(cls, *options: str) -> _Floor:
-        from demi.isolation._wire import Channel
-
-        process, stream = await _spawn([sys.executable, str(ECHO), *options])
-        floor = cls(process, Channel(stream))
-        await floor.channel.receive()  # hello
-        return floor
-
-    def request(self, request: Any, timeout: float) -> Any:
-        from demi.isolation._wire import Message
-
-        # The same params as demi's proxy sends: the request and the time left.
-        params = {"request": request, "timeout": timeout}
-        return Message("req", next(self.ids), "handle_request", params)
-
-    async def call(self, request: Any, timeout: float) -> Any:
-        """One round trip, nobody else on the channel, under the timeout (as
-        demi's dispatch, and case 4's floor)."""
-        import anyio
-
-        with anyio.fail_after(timeout):
-            await self.channel.send(self.request(request, timeout))
-            return (await self.channel.receive()).params
-
-    async def read(self) -> None:
-        """Wake each caller when its answer comes (callers share the channel)."""
-        while True:
-            reply = await self.channel.receive()
-            self.replies[reply.id] = reply
-            self.waiting.pop(reply.id).set()
-
-    async def shared_call(self, request: Any, timeout: float) -> Any:
-        """One round trip among other callers: :meth:`read` must be running."""
-        import anyio
-
-        message = self.request(request, timeout)
-        wake = self.waiting[message.id] = anyio.Event()
-        with anyio.fail_after(timeout):
-            await self.channel.send(message)
-            await wake.wait()
-        return self.replies.pop(message.id).params
-
-    async def close(self) -> None:
-        await self.channel.aclose()
-        await self.process.wait()
-
-
-def _on_cpu(pid: int) -> float:
-    """Seconds the process ``pid`` (its main thread) has run on a CPU, to the
-    nanosecond (/proc/PID/schedstat; the children are single-threaded)."""
-    with open(f"/proc/{pid}/schedstat", "rb") as schedstat:
-        return int(schedstat.read().split()[0]) / 1e9
-
-
 async def _measure(run: Callable[[], Awaitable[Any]], pid: int) -> dict[str, float]:
     """Run ``run`` once; its wall time, the CPU time of this process and that of
     the child ``pid`` that answers it, in ms."""
     gc.collect()
-    start, used, child = perf(), time.process_time(), _on_cpu(pid)
+    start, used, child = perf(), time.process_time(), bare.on_cpu(pid)
     await run()
     return {
         "wall": 1000 * (perf() - start),
         "cpu_parent": 1000 * (time.process_time() - used),
-        "cpu_child": 1000 * (_on_cpu(pid) - child),
+        "cpu_child": 1000 * (bare.on_cpu(pid) - child),
     }
 
 
@@ -197,7 +112,7 @@ def dispatch(spec: dict[str, Any]) -> dict[str, Any]:
 
         return run
 
-    def shared(floor: _Floor) -> Callable[[], Awaitable[None]]:
+    def shared(floor: Any) -> Callable[[], Awaitable[None]]:
         """The floor's concurrent callers, with its reader task for the round."""
 
         async def call() -> Any:
@@ -216,7 +131,7 @@ def dispatch(spec: dict[str, Any]) -> dict[str, Any]:
     settings = _settings(spec["driver"], ["echo"], max_concurrency=callers)
     timeout = settings.request_timeout
 
-    async def round_of(round_no: int, floors: dict[str, _Floor]) -> None:
+    async def round_of(round_no: int, floors: dict[str, Any]) -> None:
         async with _conductor(settings) as conductor:
             child = conductor.instances()[0].pid
             if child is None:
@@ -248,7 +163,10 @@ def dispatch(spec: dict[str, Any]) -> dict[str, Any]:
                             out[shape][metric][name].append(value)
 
     async def main() -> None:
-        floors = {"floor": await _Floor.open(), "tasks": await _Floor.open("--tasks")}
+        floors = {
+            "floor": await bare.Floor.open(),
+            "tasks": await bare.Floor.open("--tasks"),
+        }
         for round_no in range(spec["repeats"] + 1):
             await round_of(round_no, floors)
         for floor in floors.values():
@@ -257,19 +175,6 @@ def dispatch(spec: dict[str, Any]) -> dict[str, Any]:
 
     anyio.run(main, backend=spec["backend"])
     return out
-
-
-async def _ready_floor(module: str) -> tuple[Any, Any]:
-    """``python -c "import MODULE"`` that writes one byte once imported, then waits
-    for end-of-file on its socket (so it can be measured idle)."""
-    code = (
-        f"import os, sys, {module}\n"
-        "fd = int(sys.argv[1]); os.write(fd, b'.'); os.read(fd, 1)"
-    )
-    process, stream = await _spawn([sys.executable, "-c", code])
-    if await stream.receive(1) != b".":
-        raise RuntimeError(f"the floor did not import {module}")
-    return process, stream
 
 
 def spawn(spec: dict[str, Any]) -> dict[str, Any]:
@@ -289,7 +194,7 @@ def spawn(spec: dict[str, Any]) -> dict[str, Any]:
 
     async def floor() -> None:
         start = perf()
-        process, stream = await _ready_floor(spec["module"])
+        process, stream = await bare.ready_floor(spec["module"])
         samples["floor"].append(1000 * (perf() - start))
         await stream.aclose()
         await process.wait()
@@ -309,33 +214,6 @@ def spawn(spec: dict[str, Any]) -> dict[str, Any]:
 
     anyio.run(main, backend=spec["backend"])
     return samples
-
-
-def _resident(pid: int | str = "self") -> float:
-    """Resident memory in bytes, from /proc/PID/statm."""
-    with open(f"/proc/{pid}/statm", "rb") as statm:
-        return int(statm.read().split()[1]) * _PAGE
-
-
-def _rollup(pid: int) -> dict[str, float]:
-    """Proportional (Pss) and private (Private_*) memory in bytes, from
-    /proc/PID/smaps_rollup (empty where the kernel has none)."""
-    out = {"pss": 0.0, "private": 0.0}
-    try:
-        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
-    except OSError:
-        return {}
-    for line in lines:
-        key, _, rest = line.partition(":")
-        if key == "Pss":
-            out["pss"] = float(rest.split()[0]) * 1024
-        elif key.startswith("Private_"):
-            out["private"] += float(rest.split()[0]) * 1024
-    return out
-
-
-def _child_memory(pid: int) -> dict[str, float]:
-    return {"rss": _resident(pid), **_rollup(pid)}
 
 
 def memory(spec: dict[str, Any]) -> dict[str, Any]:
@@ -365,15 +243,15 @@ def memory(spec: dict[str, Any]) -> dict[str, Any]:
         )
         async with conductor.session():
             gc.collect()
-            before, before_traced = _resident(), traced()
+            before, before_traced = bare.resident(), traced()
             await conductor.start()
             await anyio.sleep(0.2)  # idle: whatever start-up left to do is done
             gc.collect()
-            grown, grown_traced = _resident() - before, traced() - before_traced
+            grown, grown_traced = bare.resident() - before, traced() - before_traced
             pids = [status.pid for status in conductor.instances()]
             if None in pids:
                 raise RuntimeError(f"not every isolated echo started: {pids}")
-            children = [_child_memory(pid) for pid in pids]
+            children = [bare.memory_of(pid) for pid in pids]
             await conductor.stop()
         return grown / size, grown_traced / size, children
 
@@ -383,9 +261,9 @@ def memory(spec: dict[str, Any]) -> dict[str, Any]:
             per_instance, _, children = await once(n)
             out["per_instance"].append(per_instance)
             out["children"].extend(children)
-            process, stream = await _ready_floor(spec["module"])
+            process, stream = await bare.ready_floor(spec["module"])
             await anyio.sleep(0.2)
-            out["floor"].append(_child_memory(process.pid))
+            out["floor"].append(bare.memory_of(process.pid))
             await stream.aclose()
             await process.wait()
         tracemalloc.start()
