@@ -196,8 +196,7 @@ def spawn(spec: dict[str, Any]) -> dict[str, Any]:
         start = perf()
         process, stream = await bare.ready_floor(spec["module"])
         samples["floor"].append(1000 * (perf() - start))
-        await stream.aclose()
-        await process.wait()
+        await bare.ended(process, stream)
 
     samples: dict[str, list[float]] = {"demi": [], "floor": []}
 
@@ -264,8 +263,7 @@ def memory(spec: dict[str, Any]) -> dict[str, Any]:
             process, stream = await bare.ready_floor(spec["module"])
             await anyio.sleep(0.2)
             out["floor"].append(bare.memory_of(process.pid))
-            await stream.aclose()
-            await process.wait()
+            await bare.ended(process, stream)
         tracemalloc.start()
         await once(1)  # the first traced instance pays for tracemalloc's own tables
         out["traced_per_instance"].append((await once(n))[1])

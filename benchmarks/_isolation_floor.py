@@ -14,9 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Floor", "memory_of", "on_cpu", "ready_floor", "resident"]
+__all__ = ["Floor", "ended", "memory_of", "on_cpu", "ready_floor", "resident"]
 
 ECHO = Path(__file__).with_name("_wire_echo.py")
+#: Seconds a floor's process has to say it is ready, or to end once its socket
+#: closed: a broken floor fails the benchmark instead of hanging it.
+LIMIT = 30.0
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -51,8 +54,11 @@ class Floor:
         from demi.isolation._wire import Channel
 
         process, stream = await _spawn([sys.executable, str(ECHO), *options])
+        import anyio
+
         floor = cls(process, Channel(stream))
-        await floor.channel.receive()  # hello
+        with anyio.fail_after(LIMIT):
+            await floor.channel.receive()  # hello
         return floor
 
     def request(self, request: Any, timeout: float) -> Any:
@@ -90,8 +96,21 @@ class Floor:
         return self.replies.pop(message.id).params
 
     async def close(self) -> None:
-        await self.channel.aclose()
-        await self.process.wait()
+        """Close the channel; the echo ends at end-of-file."""
+        await ended(self.process, self.channel)
+
+
+async def ended(process: Any, stream: Any) -> None:
+    """Close ``stream``, then wait for ``process`` to end (killed after
+    :data:`LIMIT`)."""
+    import anyio
+
+    await stream.aclose()
+    with anyio.move_on_after(LIMIT):
+        await process.wait()
+        return
+    process.kill()
+    raise RuntimeError(f"a floor's process did not end within {LIMIT:g}s")
 
 
 async def ready_floor(module: str) -> tuple[Any, Any]:
@@ -101,9 +120,12 @@ async def ready_floor(module: str) -> tuple[Any, Any]:
         f"import os, sys, {module}\n"
         "fd = int(sys.argv[1]); os.write(fd, b'.'); os.read(fd, 1)"
     )
+    import anyio
+
     process, stream = await _spawn([sys.executable, "-c", code])
-    if await stream.receive(1) != b".":
-        raise RuntimeError(f"the floor did not import {module}")
+    with anyio.fail_after(LIMIT):
+        if await stream.receive(1) != b".":
+            raise RuntimeError(f"the floor did not import {module}")
     return process, stream
 
 
