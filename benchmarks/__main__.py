@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ._merge import merge
 from ._sandbox import Sandbox
 from .cases import CASES, CaseResult, Plan
 from .report import machine, markdown, table
@@ -60,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
         "benchmarks/RESULTS.md unless --no-markdown)",
     )
     parser.add_argument("--no-markdown", action="store_true")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="put the rows of the cases run into the Markdown file (default "
+        "benchmarks/RESULTS.md), keeping every other case's rows as they were",
+    )
     parser.add_argument(
         "--python",
         default=sys.executable,
@@ -135,6 +142,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         _parser().error(
             f"unknown case(s): {', '.join(unknown)}; known: {', '.join(CASES)}"
         )
+    if args.merge and args.quick and args.markdown is None:
+        _parser().error(
+            "--merge --quick needs --markdown: quick rows never go into RESULTS.md"
+        )
     plan = Plan(quick=args.quick, repeats=args.repeats)
     out_path = args.out or HERE / "results" / (
         "quick.json" if args.quick else "latest.json"
@@ -182,7 +193,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     full = not args.quick and selected == list(CASES)
     if md_path is None and full and not args.no_markdown:
         md_path = HERE / "RESULTS.md"
-    if md_path is not None:
+    if args.merge:
+        md_path = md_path or HERE / "RESULTS.md"
+        md_path.write_text(merge(md_path.read_text(), checks, meta))
+        print(f"Merged into {md_path}")
+    elif md_path is not None:
         md_path.write_text(markdown(checks, meta))
         print(f"Markdown in {md_path}")
     # Missed targets are findings, not errors: the exit code says only that it ran.

@@ -522,22 +522,35 @@ def memory(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def inbox(spec: dict[str, Any]) -> dict[str, Any]:
-    """Case 8: inbound events through demi's inbox vs the anyio floor.
-
-    It lives in ``_inbox_child.py`` beside this file, loaded from there: the
-    child's ``sys.path`` holds only what the benchmark chose, not this directory.
-    """
+def _beside(name: str) -> Any:
+    """The module ``name`` from this file's directory, loaded from its file: the
+    child's ``sys.path`` holds only what the benchmark chose, not this directory."""
     import importlib.util
     from pathlib import Path
 
-    where = Path(__file__).with_name("_inbox_child.py")
-    found = importlib.util.spec_from_file_location("_inbox_child", where)
+    where = Path(__file__).with_name(f"{name}.py")
+    found = importlib.util.spec_from_file_location(name, where)
     if found is None or found.loader is None:
         raise ImportError(f"cannot load {where}")
     module = importlib.util.module_from_spec(found)
+    # Registered, so a module loaded this way can import one loaded before it.
+    sys.modules[name] = module
     found.loader.exec_module(module)
-    result: dict[str, Any] = module.inbox(spec)
+    return module
+
+
+def inbox(spec: dict[str, Any]) -> dict[str, Any]:
+    """Case 8: inbound events through demi's inbox vs the anyio floor (in
+    ``_inbox_child.py``)."""
+    result: dict[str, Any] = _beside("_inbox_child").inbox(spec)
+    return result
+
+
+def isolated(spec: dict[str, Any]) -> dict[str, Any]:
+    """Cases 9 to 11: a process-isolated echo vs bare processes (in
+    ``_isolation_child.py``)."""
+    _beside("_isolation_floor")
+    result: dict[str, Any] = _beside("_isolation_child").run(spec)
     return result
 
 
@@ -549,6 +562,9 @@ MODES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "lifecycle": lifecycle,
     "memory": memory,
     "inbox": inbox,
+    "isolated_dispatch": isolated,
+    "isolated_spawn": isolated,
+    "isolated_memory": isolated,
 }
 
 

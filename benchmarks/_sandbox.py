@@ -42,6 +42,7 @@ _PROBE = """
 import json, sys
 before = set(sys.modules)
 import demi, demi.conductor, demi.cli, demi.cli._app, demi.cli._render
+import demi.isolation._proxy, msgspec
 import anyio, anyio.to_thread, stevedore, pydantic_settings, trio, click
 from rich.console import Console
 from rich.table import Table

@@ -1,4 +1,6 @@
-"""The cases of issue 6 (1 to 7) and issue 10 (8), each comparing demi with what a user would write by hand.
+"""The cases of issue 6 (1 to 7) and issue 10 (8), each comparing demi with what a
+user would write by hand; issue 11's (9 to 11, process isolation) are in
+``_isolation.py``.
 
 Every case returns a :class:`CaseResult`: the checks for the table (ratio of medians
 against a target) and the raw samples for the JSON. Modes are interleaved: each round
@@ -8,65 +10,14 @@ warm-up round.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
+from ._case import BACKENDS, CaseResult, Log, Plan, rotated, stats
+from ._isolation import isolated_dispatch, isolated_memory, isolated_spawn
 from ._sandbox import NAMESPACE, ChildError, Sandbox
 from ._stats import Check, compare, summarize
 
 __all__ = ["CASES", "CaseResult", "Plan"]
-
-Log = Callable[[str], None]
-BACKENDS = ("asyncio", "trio")
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """How much to run: ``quick`` runs every case once at small N."""
-
-    quick: bool = False
-    #: Overrides every case's default number of repeats.
-    repeats: int | None = None
-
-    def reps(self, default: int) -> int:
-        if self.quick:
-            return 1
-        return self.repeats if self.repeats is not None else default
-
-    def sizes(self, full: Sequence[int]) -> list[int]:
-        return [10] if self.quick else list(full)
-
-    def size(self, full: int) -> int:
-        return 10 if self.quick else full
-
-
-@dataclass(slots=True)
-class CaseResult:
-    """What one case measured."""
-
-    key: str
-    title: str
-    checks: list[Check] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "title": self.title,
-            "checks": [check.as_dict() for check in self.checks],
-            "data": self.data,
-        }
-
-
-def _rotated(names: Sequence[str], round_no: int) -> list[str]:
-    shift = round_no % len(names)
-    return [*names[shift:], *names[:shift]]
-
-
-def _stats(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
-    return {name: summarize(values).as_dict() for name, values in samples.items()}
-
 
 # -- 1 ------------------------------------------------------------------------
 
@@ -96,7 +47,7 @@ def discovery(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
         }
         log(f"case 1: N={n}, {reps} rounds of {len(names)} processes")
         for round_no in range(reps + 1):
-            for name in _rotated(names, round_no):
+            for name in rotated(names, round_no):
                 lib, cache = _DISCOVERY_MODES[name]
                 where = sandbox.cache_dir(
                     f"n{n}-{cache or 'warm'}", fresh=cache == "cold"
@@ -158,7 +109,7 @@ def discovery(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
             )
         result.data[str(n)] = {
             "samples": samples,
-            "stats": {metric: _stats(values) for metric, values in samples.items()},
+            "stats": {metric: stats(values) for metric, values in samples.items()},
         }
     return result
 
@@ -183,7 +134,7 @@ def load_one(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
     cache = sandbox.cache_dir(f"n{n}-warm")
     log(f"case 2: N={n}, {reps} rounds of {len(modes)} processes")
     for round_no in range(reps + 1):
-        for mode in _rotated(list(modes), round_no):
+        for mode in rotated(list(modes), round_no):
             spec = {
                 "mode": "load_one",
                 "path": path,
@@ -422,7 +373,7 @@ def startup(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
     cpu: dict[str, list[float]] = {name: [] for name in names}
     log(f"case 7: {reps} rounds of {len(names)} processes")
     for round_no in range(reps + 1):
-        for name in _rotated(names, round_no):
+        for name in rotated(names, round_no):
             wall, used = sandbox.run_code(_COMMANDS[name], path, cache=cache)
             if round_no:
                 samples[name].append(wall)
@@ -469,8 +420,8 @@ def startup(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
     result.data = {
         "samples": samples,
         "cpu_samples": cpu,
-        "stats": _stats(samples),
-        "cpu_stats": _stats(cpu),
+        "stats": stats(samples),
+        "cpu_stats": stats(cpu),
     }
     return result
 
@@ -542,4 +493,7 @@ CASES: dict[str, Callable[[Sandbox, Plan, Log], CaseResult]] = {
     "6": memory,
     "7": startup,
     "8": inbound,
+    "9": isolated_dispatch,
+    "10": isolated_spawn,
+    "11": isolated_memory,
 }

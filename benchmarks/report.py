@@ -52,7 +52,7 @@ def _value(check: Check) -> str:
         if check.paired is not None:
             spread = f" [{check.paired[0]:.2f}-{check.paired[1]:.2f}]"
         return f"{check.value:.2f}x{spread}"
-    return f"{check.value:.0f} {check.unit}"
+    return f"{_num(check.value)} {check.unit}"
 
 
 def _target(check: Check) -> str:
