@@ -45,9 +45,12 @@ async def check_configs(
     ``platforms.NAME.config.FIELD`` and its source), not a platform failure.
 
     A driver that cannot be imported, or whose validator itself breaks, is
-    skipped here: that is the plugin's failure, recorded when it starts.
+    skipped here: that is the plugin's failure, recorded when it starts. A driver
+    only process-isolated instances use is never imported here (a crash at its
+    import must not end demi): its child checks their configuration as it starts.
     """
     drivers: dict[str, Any] = {}
+    in_process = {s.driver for s in specs.values() if s.isolation == "inproc"}
 
     async def resolve(driver: str) -> None:
         with anyio.move_on_after(settings.init_timeout):
@@ -60,7 +63,7 @@ async def check_configs(
         for driver in {spec.driver for spec in specs.values()}:
             if driver in manager.registry:
                 drivers[driver] = manager.registry[driver]
-            else:
+            elif driver in in_process:
                 group.start_soon(resolve, driver)
     for name, spec in specs.items():
         plugin = drivers.get(spec.driver)

@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 from anyio import AsyncContextManagerMixin
@@ -38,6 +38,9 @@ from .platforms.base import PluginHealth, is_exclusive
 from .platforms.inbound import WebhookRequest, WebhookResponse
 from .plugins.base import PluginState
 from .plugins.manager import PluginManager
+
+if TYPE_CHECKING:
+    from .isolation._proxy import ProcessPlatform
 
 __all__ = ["Conductor", "InstanceStatus", "ReloadResult", "RequestObserver"]
 
@@ -360,7 +363,7 @@ class Conductor(AsyncContextManagerMixin):
         instance = old.instance
         key = f"{instance}{_GENERATION_MARK}{next(self._generations)}"
         new = Route.to(instance, spec, key)
-        if await self._exclusive(old.spec.driver, spec.driver):
+        if await self._exclusive(old, spec):
             await self._retire(old)
             if not self._routed(old):
                 return "the instance was removed meanwhile"
@@ -397,10 +400,19 @@ class Conductor(AsyncContextManagerMixin):
         )  # fmt: skip
         return f"its first health check failed: {health.error_message}"
 
-    async def _exclusive(self, *drivers: str) -> bool:
-        for driver in drivers:
+    async def _exclusive(self, old: Route, spec: PlatformSettings) -> bool:
+        """Whether the platform behind ``old`` and one for ``spec`` may never serve
+        side by side. An isolated driver is never imported here: a running child
+        has said what its platform is (one that is not running needs no gap)."""
+        for each in (old.spec, spec):
+            if each.isolation == "process":
+                proxy = self._proxy_of(old)
+                if proxy is not None and proxy.driver == each.driver:
+                    if proxy.shape.exclusive:
+                        return True
+                continue
             try:
-                plugin = await self.manager.resolve_driver(driver)
+                plugin = await self.manager.resolve_driver(each.driver)
             except DemiError:
                 continue  # its load will fail and say why
             if is_exclusive(plugin):
@@ -534,17 +546,22 @@ class Conductor(AsyncContextManagerMixin):
         """The pid of a process-isolated instance's child, its driver's version
         (``None`` for an instance in process, or without a live child), and whether
         that driver listens."""
-        if route.spec.isolation != "process":
+        proxy = self._proxy_of(route)
+        if proxy is None:
             return None, None, False
+        return proxy.pid, proxy.version, proxy.shape.listens
+
+    def _proxy_of(self, route: Route) -> ProcessPlatform | None:
+        """demi's side of a process-isolated instance's platform, while active."""
+        if route.spec.isolation != "process":
+            return None
         from .isolation._proxy import ProcessPlatform  # only isolated instances
 
         try:
             platform = self.manager.get_plugin(route.key)
         except PluginNotFoundError:
-            return None, None, False
-        if not isinstance(platform, ProcessPlatform):
-            return None, None, False
-        return platform.pid, platform.version, platform.listening
+            return None
+        return platform if isinstance(platform, ProcessPlatform) else None
 
     def upgrade_due(self, instance: str) -> bool:
         """Whether ``instance`` runs in a process on another version of its

@@ -268,6 +268,38 @@ def test_demi_check_json_shows_the_childs_pid_and_version(tmp_path: Path) -> Non
     assert isinstance(row["pid"], int) and row["version"] == "1.0.0"
 
 
+def test_demi_never_imports_a_driver_only_isolated_instances_use(
+    tmp_path: Path,
+) -> None:
+    """A driver whose import segfaults, used only in a process: demi check (which
+    checks every configuration before it starts anything) survives, the instance
+    fails with its child's reason, and the other instance is checked."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    env["DEMI_NAMESPACE"] = "demi_testplugins.crashy"
+    env["DEMI_PLATFORMS__CRASHY__DRIVER"] = "iso_crashes_at_import"
+    env["DEMI_PLATFORMS__CRASHY__ISOLATION"] = "process"
+    env["DEMI_PLATFORMS__CALM__DRIVER"] = "good"
+    done = subprocess.run(
+        [str(DEMI), "check", "--json"], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    rows = {row["instance"]: row for row in json.loads(done.stdout)["platforms"]}
+    assert rows["calm"]["health"] == "healthy"
+    assert "killed by signal 11 (SIGSEGV)" in rows["crashy"]["error"]
+
+
+async def test_an_isolated_instances_configuration_is_checked_in_its_child() -> None:
+    """Its driver is not imported by demi, so its child refuses the configuration,
+    naming the field, and the instance fails with that; the secret never shows."""
+    bad = spec("configured", isolation="process", config={"token": "hunter2-secret"})
+    async with conductor_of(chat=bad) as conductor:
+        (status,) = conductor.instances()
+        assert status.state is PluginState.FAILED
+        assert "endpoint" in (status.error or "")
+        assert "hunter2-secret" not in (status.error or "")
+
+
 def listening_conductor(tmp_path: Path, **config: Any) -> Conductor:
     """A conductor with the ``listens`` driver in a process, replies to a file,
     and demi's echo handler answering every message."""

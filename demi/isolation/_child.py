@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+from dataclasses import dataclass
 
 import anyio
 from anyio.abc import Process, UNIXSocketStream
@@ -18,7 +19,7 @@ from ..exceptions import PlatformUnavailableError
 from ._faults import exited, over_memory
 from ._wire import Channel, WireError
 
-__all__ = ["GONE", "MEMORY_POLL", "TERM_GRACE", "Child", "resident_mb"]
+__all__ = ["GONE", "MEMORY_POLL", "TERM_GRACE", "Child", "Shape", "resident_mb"]
 
 LOG = get_logger("demi.isolation")
 
@@ -40,6 +41,19 @@ GONE = (
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What a child's platform implements, from its hello: demi never imports an
+    isolated driver itself, so this is how it knows."""
+
+    #: It defines ``run``.
+    listens: bool = False
+    #: It defines ``handle_webhook``.
+    webhooks: bool = False
+    #: Two of it may never serve one instance at once (``is_exclusive``).
+    exclusive: bool = False
+
+
 class Child:
     """A running child process and its channel (start one with :meth:`spawn`)."""
 
@@ -49,6 +63,8 @@ class Child:
         #: The child's pid and its driver's version, from its hello.
         self.pid: int | None = None
         self.version: str | None = None
+        #: What its platform does, as the child found its class.
+        self.shape = Shape()
         #: Why it went away, once it did ("process exited: ...").
         self.gone: str | None = None
 
@@ -89,6 +105,8 @@ class Child:
             raise
         params = hello.params if isinstance(hello.params, dict) else {}
         child.pid, child.version = params.get("pid"), params.get("version")
+        shape = params.get("shape")
+        child.shape = Shape(**shape) if isinstance(shape, dict) else Shape()
         return child
 
     @property

@@ -32,15 +32,9 @@ from ..exceptions import (
     PlatformUnavailableError,
     PluginValidationError,
 )
-from ..platforms.base import (
-    BasePlatform,
-    PluginHealth,
-    is_exclusive,
-    listens,
-    takes_webhooks,
-)
+from ..platforms.base import BasePlatform, PluginHealth
 from ..platforms.inbound import Inbox, WebhookRequest, WebhookResponse
-from ._child import GONE, Child
+from ._child import GONE, Child, Shape
 from ._faults import unanswered_cancel
 from ._shapes import event_from_wire, request_to_wire, response_from_wire
 from ._wire import Message, WireError
@@ -54,29 +48,14 @@ CANCEL_GRACE = 1.0
 
 
 def process_platform(
-    namespace: str,
-    driver: str,
-    memory_limit_mb: int | None = None,
-    shape: type[BasePlatform] | None = None,
+    namespace: str, driver: str, memory_limit_mb: int | None = None
 ) -> type[ProcessPlatform]:
     """The class that runs ``driver`` of ``namespace`` in a child process, ended
-    when its resident memory goes over ``memory_limit_mb`` MiB (if given).
-
-    :param shape: the driver's class as demi sees it: whether it listens, takes
-        webhooks and is exclusive carries over to the process platform.
-    """
-    webhooks = shape is not None and takes_webhooks(shape)
-    base = _WebhookProcessPlatform if webhooks else ProcessPlatform
+    when its resident memory goes over ``memory_limit_mb`` MiB (if given)."""
     return type(
         f"ProcessPlatform[{driver}]",
-        (base,),
-        {
-            "namespace": namespace,
-            "driver": driver,
-            "memory_limit_mb": memory_limit_mb,
-            "listening": shape is not None and listens(shape),
-            "exclusive": shape is not None and is_exclusive(shape),
-        },
+        (ProcessPlatform,),
+        {"namespace": namespace, "driver": driver, "memory_limit_mb": memory_limit_mb},
     )
 
 
@@ -109,10 +88,6 @@ class ProcessPlatform(BasePlatform):
     namespace: ClassVar[str] = "demi.platforms"
     driver: ClassVar[str] = ""
     memory_limit_mb: ClassVar[int | None] = None
-    #: The driver listens: its ``run`` runs in the child, and this one is ready
-    #: when that one is.
-    listening: ClassVar[bool] = False
-    exclusive: ClassVar[bool | None] = False
 
     def __init__(self) -> None:
         self._child: Child | None = None
@@ -125,6 +100,16 @@ class ProcessPlatform(BasePlatform):
         # The child's run request, while it lasts; events it sends, for delivery.
         self._run_call: tuple[int, _Pending] | None = None
         self._events: MemoryObjectSendStream[Message] | None = None
+
+    @property
+    def shape(self) -> Shape:
+        """What the driver implements, as its child said (nothing before it did)."""
+        return self._child.shape if self._child else Shape()
+
+    @property
+    def _demi_webhooks(self) -> bool:
+        # What demi.platforms.base.takes_webhooks asks a stand-in like this one.
+        return self.shape.webhooks
 
     @property
     def pid(self) -> int | None:
@@ -168,7 +153,7 @@ class ProcessPlatform(BasePlatform):
                     limit = self.memory_limit_mb
                     reading.start_soon(child.watch_memory, limit, self.name)
                 reading.start_soon(self._deliver, child, inbox, to_deliver)
-                if self.listening:
+                if self.shape.listens:
                     stop = reading.cancel_scope
                     reading.start_soon(self._run_child, child, task_status, stop, ended)
                 else:
@@ -191,6 +176,18 @@ class ProcessPlatform(BasePlatform):
         reason = await child.reason()
         self._fail_pending(reason)
         raise PlatformUnavailableError(self.name, reason)
+
+    async def handle_webhook(
+        self, request: WebhookRequest, inbox: Inbox
+    ) -> WebhookResponse:
+        """The child's answer to ``request`` (the events it sends reach demi through
+        the reader, as those of ``run`` do)."""
+        if not self.shape.webhooks:
+            return await super().handle_webhook(request, inbox)  # takes none
+        answer = await self._request(
+            "handle_webhook", {"request": request_to_wire(request)}
+        )
+        return response_from_wire(answer)
 
     async def health_check(self) -> PluginHealth:
         """The child's own verdict."""
@@ -407,20 +404,6 @@ class ProcessPlatform(BasePlatform):
     def _why(self, fallback: str) -> str:
         gone = self._child.gone if self._child else None
         return f"platform {self.name!r} is unavailable: {gone or fallback}"
-
-
-class _WebhookProcessPlatform(ProcessPlatform):
-    """A process platform whose driver takes webhooks: they are forwarded."""
-
-    async def handle_webhook(
-        self, request: WebhookRequest, inbox: Inbox
-    ) -> WebhookResponse:
-        """The child's answer to ``request`` (its events reach demi through the
-        connection's reader)."""
-        answer = await self._request(
-            "handle_webhook", {"request": request_to_wire(request)}
-        )
-        return response_from_wire(answer)
 
 
 def _event_stream() -> tuple[

@@ -3,7 +3,8 @@
 
 It imports only that driver, runs its own event loop (asyncio, unless the platform's
 ``supported_backends`` rules it out), says ``hello`` with its pid and its driver's
-version, then serves the requests that arrive on the socket ``FD`` through demi's own
+version and the shape of its platform (whether it listens, takes webhooks, is
+exclusive: demi never imports the driver itself), then serves the requests that arrive on the socket ``FD`` through demi's own
 fault boundary, so whatever the platform raises is an error reply, never the child's
 end. ``run`` is a request like the others that lasts as long as the connection: its
 readiness comes back as ``ready``, and the events it (or ``handle_webhook``) sends as
@@ -29,8 +30,15 @@ import anyio
 from anyio.abc import UNIXSocketStream
 from anyio.streams.memory import MemoryObjectSendStream
 
+from ..core.secrets import scrub
 from ..exceptions import PlatformFatalError
-from ..platforms.base import BasePlatform, PluginHealth
+from ..platforms.base import (
+    BasePlatform,
+    PluginHealth,
+    is_exclusive,
+    listens,
+    takes_webhooks,
+)
 from ._child_inbox import ChildInbox, ChildReady
 from ._shapes import request_from_wire, response_to_wire
 from ._wire import Channel, Message, WireError
@@ -76,7 +84,9 @@ class _Forward(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            text = self.format(record)
+            # Scrubbed here, where the platform's configured secrets are known
+            # (demi scrubs again with its own).
+            text = scrub(self.format(record))
             params = {"name": record.name, "level": record.levelno, "text": text}
             self._send.send_nowait(Message("log", params=params))
         except Exception:  # a lost log line must not break the platform
@@ -207,9 +217,13 @@ def _outgoing() -> Any:
 async def _serve(plugin: type[BasePlatform], fd: int, label: str, version: Any) -> None:
     stream = await UNIXSocketStream.from_socket(socket.socket(fileno=fd))
     channel = Channel(stream)
-    await channel.send(
-        Message("hello", params={"pid": os.getpid(), "version": version})
-    )
+    shape = {
+        "listens": listens(plugin),
+        "webhooks": takes_webhooks(plugin),
+        "exclusive": is_exclusive(plugin),
+    }
+    hello = {"pid": os.getpid(), "version": version, "shape": shape}
+    await channel.send(Message("hello", params=hello))
     await _Host(plugin, channel, label).serve()
 
 

@@ -187,7 +187,15 @@ def listens(platform: type[BasePlatform] | BasePlatform) -> bool:
 
 
 def takes_webhooks(platform: type[BasePlatform] | BasePlatform) -> bool:
-    """Whether a platform implements :meth:`BasePlatform.handle_webhook`."""
+    """Whether a platform implements :meth:`BasePlatform.handle_webhook`.
+
+    A platform object that stands in for another (demi's side of a
+    process-isolated platform) answers for it through ``_demi_webhooks``.
+    """
+    if not isinstance(platform, type):
+        standing_in = getattr(platform, "_demi_webhooks", None)
+        if isinstance(standing_in, bool):
+            return standing_in
     cls = platform if isinstance(platform, type) else type(platform)
     method = getattr(cls, "handle_webhook", BasePlatform.handle_webhook)
     return method is not BasePlatform.handle_webhook

@@ -19,7 +19,7 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from ..core.config import DemiSettings, load_settings
-from ..exceptions import DemiError, PluginLoadError, PluginNotFoundError
+from ..exceptions import PluginLoadError, PluginNotFoundError
 from ..platforms.base import BasePlatform, PluginHealth, takes_webhooks
 from ..platforms.inbound import Inbox, WebhookRequest
 from . import _catalog, _health, _loading, discovery
@@ -147,8 +147,8 @@ class PluginManager(ManagerView, Unloading):
             slot.inbox, slot.connection, slot.fatal = inbox, None, False
             known = self._catalog.classes.get(name)
             if isolation == "process":
-                shape = known or await self._shape_of(name)
-                known = _isolated(self._catalog.namespace, name, memory_limit_mb, shape)
+                # Never imported here: its child does, alone.
+                known = _isolated(self._catalog.namespace, name, memory_limit_mb)
             if known is not None and getattr(known, "blocking", False):
                 slot.threads = self._budget(slot.label)
             try:
@@ -175,15 +175,6 @@ class PluginManager(ManagerView, Unloading):
         if self._catalog.namespace is None:
             return None
         return discovery.installed_version(driver, self._catalog.namespace)
-
-    async def _shape_of(self, driver: str) -> type[BasePlatform] | None:
-        """The driver's class as imported here, for the shape of its process
-        platform (whether it listens, takes webhooks); ``None`` when it cannot be
-        imported here, in which case its child says why."""
-        try:
-            return await self.resolve_driver(driver)
-        except DemiError:
-            return None
 
     def _budget(self, label: str) -> ThreadBudget:
         budget = self._budgets.get(label)
@@ -315,10 +306,7 @@ class PluginManager(ManagerView, Unloading):
 
 
 def _isolated(
-    namespace: str | None,
-    driver: str,
-    memory_limit_mb: int | None,
-    shape: type[BasePlatform] | None,
+    namespace: str | None, driver: str, memory_limit_mb: int | None
 ) -> type[BasePlatform]:
     # Imported here: only a process-isolated instance needs it.
     from ..isolation._proxy import process_platform
@@ -327,7 +315,7 @@ def _isolated(
         raise PluginLoadError(
             driver, f"{driver!r} cannot run in a process: it has no entry point"
         )
-    return process_platform(namespace, driver, memory_limit_mb, shape)
+    return process_platform(namespace, driver, memory_limit_mb)
 
 
 _IN_USE = frozenset({PluginState.LOADING, PluginState.ACTIVE, PluginState.STOPPING})

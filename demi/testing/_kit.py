@@ -134,7 +134,7 @@ class KitBase:
         target = f"{cls.__module__}:{cls.__qualname__}"
         for ep in importlib.metadata.entry_points(group=self.namespace):
             if ep.value.replace(" ", "") == target:
-                platform = process_platform(self.namespace, ep.name, shape=cls)()
+                platform = process_platform(self.namespace, ep.name)()
                 platform._demi_name = INSTANCE
                 return platform
         raise AssertionError(
