@@ -88,6 +88,9 @@ class ProcessPlatform(BasePlatform):
     namespace: ClassVar[str] = "demi.platforms"
     driver: ClassVar[str] = ""
     memory_limit_mb: ClassVar[int | None] = None
+    # Its platform's code runs in the child: demi.plugins._calls has no steps of
+    # it to time in this process.
+    _demi_elsewhere: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._child: Child | None = None
@@ -314,7 +317,8 @@ class ProcessPlatform(BasePlatform):
         while not pending.answered:
             if self._reading:
                 await pending.wake.wait()
-                pending.wake = anyio.Event()
+                if not pending.answered:  # woken to look again: wait afresh
+                    pending.wake = anyio.Event()
                 continue
             async with self._read_turn:
                 # Another caller's read may have brought this answer meanwhile.

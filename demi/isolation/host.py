@@ -30,6 +30,7 @@ import anyio
 from anyio.abc import UNIXSocketStream
 from anyio.streams.memory import MemoryObjectSendStream
 
+from ..core.prepare import prepare_config
 from ..core.secrets import scrub
 from ..exceptions import PlatformFatalError
 from ..platforms.base import (
@@ -39,6 +40,7 @@ from ..platforms.base import (
     listens,
     takes_webhooks,
 )
+from ..plugins._calls import DEFAULT_BLOCK_THRESHOLD, call, describe, run_watched
 from ._child_inbox import ChildInbox, ChildReady
 from ._shapes import request_from_wire, response_to_wire
 from ._wire import Channel, Message, WireError
@@ -106,6 +108,10 @@ class _Host:
         # through one queue, in order.
         self.outbox, self._queued = _outgoing()
         self.inbox = ChildInbox(label, self.outbox)
+        # Requests go to worker tasks that stay for the next one: starting a task
+        # per request would cost more than the rest of the call.
+        self._requests, self._to_work = _work_queue()
+        self._idle = 0
 
     async def serve(self) -> None:
         root = logging.getLogger()
@@ -122,7 +128,11 @@ class _Host:
                     break
                 if message.t == "req":
                     scope = self.calls[message.id] = anyio.CancelScope()
-                    tasks.start_soon(self._answer, message, scope)
+                    if self._idle:
+                        self._idle -= 1  # that worker is this request's
+                    else:
+                        tasks.start_soon(self._work)
+                    self._requests.send_nowait((message, scope))
                 elif message.t == "cancel":
                     running = self.calls.get(message.id)
                     if running is not None:
@@ -142,6 +152,13 @@ class _Host:
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 return
 
+    async def _work(self) -> None:
+        """Answer requests one after another, for as long as the child lives."""
+        while True:
+            message, scope = await self._to_work.receive()
+            await self._answer(message, scope)
+            self._idle += 1
+
     async def _answer(self, request: Message, scope: anyio.CancelScope) -> None:
         reply = Message("err", params={"kind": "cancelled", "text": "cancelled"})
         try:
@@ -153,8 +170,6 @@ class _Host:
         except TimeoutError as err:
             reply = Message("err", params={"kind": "timeout", "text": str(err)})
         except Exception as err:
-            from ..plugins._calls import describe
-
             # Fatal stays fatal across the boundary: the supervisor must not retry.
             kind = "fatal" if isinstance(err, PlatformFatalError) else "raised"
             reply = Message("err", params={"kind": kind, "text": describe(err)})
@@ -169,10 +184,10 @@ class _Host:
             await self.channel.send(failed)
 
     async def _call(self, method: str, params: Mapping[str, Any], ident: int) -> Any:
-        from ..core.prepare import prepare_config
-        from ..plugins._calls import DEFAULT_BLOCK_THRESHOLD, call, run_watched
-
         timeout = float(params.get("timeout") or 1e9)
+        if method == "handle_request" and self.platform is not None:  # the hot path
+            args = params.get("request")
+            return await call(self.platform, "handle_request", args, timeout=timeout)
         if method == "initialize":
             self.platform = self.plugin()
             self.platform._demi_name = self.label
@@ -189,9 +204,6 @@ class _Host:
             if not isinstance(health, PluginHealth):
                 return {"status": "unhealthy", "error": f"returned {type(health)}"}
             return {"status": health.status.value, "error": health.error_message}
-        if method == "handle_request":
-            args = params.get("request")
-            return await call(self.platform, "handle_request", args, timeout=timeout)
         if method == "shutdown":
             return await call(self.platform, "shutdown", timeout=timeout)
         if method == "run":
@@ -208,6 +220,12 @@ class _Host:
             )
             return response_to_wire(response)
         raise ValueError(f"no method {method!r}")
+
+
+def _work_queue() -> Any:
+    return anyio.create_memory_object_stream[tuple[Message, anyio.CancelScope]](
+        math.inf
+    )
 
 
 def _outgoing() -> Any:

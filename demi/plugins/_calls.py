@@ -277,7 +277,12 @@ async def call(
                     # Not held across the await: with a thousand calls in flight,
                     # every object per call makes the garbage collector run sooner.
                     del bound
-                    result = await _watched(coro, name, method, block_threshold)
+                    if getattr(platform, "_demi_elsewhere", False):
+                        # A stand-in whose platform runs in another process: no
+                        # step of it is plugin code holding this loop.
+                        result = await coro
+                    else:
+                        result = await _watched(coro, name, method, block_threshold)
                 else:
                     work: Callable[[], Any] = functools.partial(bound, *args)
                     if threads is not None:
