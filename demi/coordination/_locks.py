@@ -82,8 +82,12 @@ class LockKeeper:
         return False
 
     def forget(self, instance: str) -> None:
-        """Drop a lock found lost (another member may hold it now): never released."""
-        self.held.pop(instance, None)
+        """Drop a lock found lost: its instance must stop at once. Releasing it
+        later is safe (etcd and Redis release only a lock that is still this
+        holder's) and makes tooz stop refreshing it."""
+        lock = self.held.pop(instance, None)
+        if lock is not None:
+            self._stale.append(lock)
 
     async def release_all_but(self, keep: set[str]) -> None:
         """Let go of every lock but those of ``keep`` (their instances have stopped);
