@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# The real etcd and Redis servers' fixtures (tests/services.py).
+pytest_plugins = ["services"]
+
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
