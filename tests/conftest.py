@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-# The real etcd and Redis servers' fixtures (tests/services.py).
-pytest_plugins = ["services"]
+# Fixtures of the coordination tests: real etcd and Redis servers
+# (tests/services.py) and the loopback connection counter (tests/connection_counter.py).
+pytest_plugins = ["services", "connection_counter"]
 
 
 @pytest.fixture(params=["asyncio", "trio"])
