@@ -99,7 +99,10 @@ class ConnectionCounter:
         self._thread.start()
 
     def stop(self) -> None:
-        """Close every connection and the listener; wait for the thread."""
+        """Close every connection and the listener; wait for the thread. Stopping
+        again does nothing."""
+        if self._stopping:
+            return
         self._stopping = True
         self._wake_writer.send(b"x")
         self._thread.join(timeout=PATIENCE)
