@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-# Fixtures of the coordination tests: real etcd and Redis servers
-# (tests/services.py) and the loopback connection counter (tests/connection_counter.py).
-pytest_plugins = ["services", "connection_counter"]
+# Fixtures of the coordination tests: real etcd and Redis servers and the loopback
+# connection counter.
+pytest_plugins = ["coordination_fixtures"]
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -20,12 +20,11 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-import pytest
 from helpers import PATIENCE
 
 #: The longest first line a client may send before it is dropped.
@@ -188,10 +187,3 @@ class ConnectionCounter:
     def _drop(self, client: socket.socket) -> None:
         self._selector.unregister(client)
         client.close()
-
-
-@pytest.fixture
-def connection_counter() -> Iterator[ConnectionCounter]:
-    """A running connection counter for this test, stopped afterwards."""
-    with ConnectionCounter() as counter:
-        yield counter

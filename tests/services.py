@@ -7,9 +7,10 @@ data folder, as a backend that went away and came back would (the cut-off test
 stops etcd and starts it again under the replicas' feet).
 
 Use them as context managers (``with EtcdServer(folder) as etcd: ...``) or through
-the fixtures ``etcd_server`` and ``redis_server`` (tests/conftest.py loads this
-module as a plugin). A missing server binary fails the test, naming the Debian
-package to install: it never skips (.ci/run installs both).
+the fixtures ``etcd_server`` and ``redis_server`` (tests/coordination_fixtures.py).
+A server that is not installed, or does not answer, raises :class:`ServerError`
+naming the Debian package to install, which fails the test: it never skips
+(.ci/run installs both). No pytest here: the rebalance benchmark runs them too.
 """
 
 from __future__ import annotations
@@ -22,12 +23,10 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import pytest
 from helpers import PATIENCE, free_port
 
 #: How long a server may take to answer after it was started.
@@ -36,15 +35,18 @@ START_PATIENCE = PATIENCE
 STOP_PATIENCE = 10.0
 
 
+class ServerError(RuntimeError):
+    """A server could not be run: not installed, exited, or never answered."""
+
+
 def require(binary: str, package: str) -> str:
-    """The path of ``binary``; fail the test, naming Debian's ``package``, when it
-    is not installed."""
+    """The path of ``binary``; ServerError naming Debian's ``package`` when it is
+    not installed."""
     found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin")
     if found is None:
-        pytest.fail(
+        raise ServerError(
             f"{binary} is not installed: these tests run a real server "
-            f"(apt-get install {package}; .ci/run installs it)",
-            pytrace=False,
+            f"(apt-get install {package}; .ci/run installs it)"
         )
     return found
 
@@ -88,7 +90,7 @@ class Server:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> None:
-        """Start the server and return once it answers (fail the test after
+        """Start the server and return once it answers (ServerError after
         ``START_PATIENCE`` seconds, or at once if it exits)."""
         assert not self.running, f"{self.binary} is already running"
         with self.log.open("ab") as sink:
@@ -99,17 +101,15 @@ class Server:
         deadline = time.monotonic() + START_PATIENCE
         while not self.answers():
             if self.process.poll() is not None:
-                pytest.fail(
+                raise ServerError(
                     f"{self.binary} exited with {self.process.returncode} before "
-                    f"it answered:\n{self.output()}",
-                    pytrace=False,
+                    f"it answered:\n{self.output()}"
                 )
             if time.monotonic() > deadline:
                 self.stop()
-                pytest.fail(
+                raise ServerError(
                     f"{self.binary} did not answer within {START_PATIENCE} s:\n"
-                    f"{self.output()}",
-                    pytrace=False,
+                    f"{self.output()}"
                 )
             time.sleep(0.05)
 
@@ -215,17 +215,3 @@ class RedisServer(Server):
                 return s.recv(64).startswith(b"+PONG")
         except OSError:
             return False
-
-
-@pytest.fixture
-def etcd_server(tmp_path: Path) -> Iterator[EtcdServer]:
-    """A running etcd for this test, stopped afterwards."""
-    with EtcdServer(tmp_path / "etcd") as server:
-        yield server
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A running Redis for this test, stopped afterwards."""
-    with RedisServer(tmp_path / "redis") as server:
-        yield server

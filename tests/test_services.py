@@ -9,7 +9,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from services import EtcdServer, RedisServer, require
+from coordination_fixtures import serve
+from services import EtcdServer, RedisServer, ServerError, require
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +85,14 @@ def test_the_fixtures_give_running_servers(
     assert redis_server.running and redis_server.answers()
 
 
-def test_a_missing_server_fails_the_test_naming_the_package() -> None:
-    """A binary that is not installed fails (never skips) with the package name."""
-    with pytest.raises(pytest.fail.Exception, match="apt-get install no-such-pkg"):
+def test_a_missing_server_fails_the_test_naming_the_package(tmp_path: Path) -> None:
+    """A binary that is not installed is an error naming the package; through the
+    fixtures it fails the test (pytest.fail), never skips it."""
+
+    class Missing(EtcdServer):
+        binary = "demi-no-such-etcd"
+
+    with pytest.raises(ServerError, match="apt-get install no-such-pkg"):
         require("demi-no-such-server", "no-such-pkg")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install etcd-server"):
+        next(serve(Missing, tmp_path))
