@@ -11,7 +11,6 @@ generous allowance for starting the instances on a loaded machine.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,18 +51,17 @@ MATRIX = [("etcd", "asyncio"), ("redis", "trio"), ("file", "asyncio")]
 
 
 @pytest.fixture
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     """The coordination backend named by the test's ``driver`` parameter."""
     driver = request.node.callspec.params["driver"]
     query = f"?timeout={TIMEOUT}"
     if driver == "etcd":
-        with EtcdServer(tmp_path / "etcd") as etcd:
-            yield Backend(f"etcd3+{etcd.url}{query}", etcd)
-    elif driver == "redis":
-        with RedisServer(tmp_path / "redis") as redis:
-            yield Backend(f"{redis.url}{query}", redis)
-    else:
-        yield Backend(f"file://{tmp_path / 'coord'}{query}", None)
+        etcd: EtcdServer = request.getfixturevalue("etcd_server")
+        return Backend(f"etcd3+{etcd.url}{query}", etcd)
+    if driver == "redis":
+        redis: RedisServer = request.getfixturevalue("redis_server")
+        return Backend(f"{redis.url}{query}", redis)
+    return Backend(f"file://{tmp_path / 'coord'}{query}", None)
 
 
 def all_connected_once(counter: ConnectionCounter, accounts: list[str]) -> bool:
