@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
@@ -41,6 +41,8 @@ class Account:
     most: int = 0
     #: Connections ever made (after HELLO).
     total: int = 0
+    #: When the latest connection was counted (``time.monotonic()``).
+    since: float = field(default=0.0, compare=False)
 
 
 class ConnectionCounter:
@@ -70,7 +72,7 @@ class ConnectionCounter:
         """A copy of what was seen so far, per account."""
         with self._lock:
             return {
-                name: Account(a.current, a.most, a.total)
+                name: Account(a.current, a.most, a.total, a.since)
                 for name, a in self._accounts.items()
             }
 
@@ -172,6 +174,7 @@ class ConnectionCounter:
             seen = self._accounts.setdefault(account, Account())
             seen.current += 1
             seen.total += 1
+            seen.since = time.monotonic()
             seen.most = max(seen.most, seen.current)
         self._selector.modify(client, selectors.EVENT_READ, account)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 
 import pytest
 from connection_counter import Account, ConnectionCounter
@@ -21,10 +22,13 @@ def hello(counter: ConnectionCounter, account: str) -> socket.socket:
 def test_a_connection_counts_until_the_client_closes_it(
     connection_counter: ConnectionCounter,
 ) -> None:
-    """Open: current 1; closed: current 0; most and total stay 1."""
+    """Open: current 1 (since the time it was counted); closed: current 0; most
+    and total stay 1."""
     assert connection_counter.address == f"127.0.0.1:{connection_counter.port}"
+    before = time.monotonic()
     with hello(connection_counter, "alice"):
         assert connection_counter.accounts() == {"alice": Account(1, 1, 1)}
+        assert before < connection_counter.accounts()["alice"].since < time.monotonic()
         assert connection_counter.connected() == {"alice"}
     seen = connection_counter.wait_for(lambda a: a["alice"].current == 0)
     assert seen == {"alice": Account(0, 1, 1)}
