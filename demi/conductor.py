@@ -459,6 +459,13 @@ class Conductor(AsyncContextManagerMixin):
                 return True
         return False
 
+    async def exclusive(self, instance: str) -> bool:
+        """Whether the driver behind ``instance`` is ``exclusive`` (it holds what
+        only one instance may hold, such as a bot's connection); ``False`` for an
+        instance that is not configured or a driver that is not installed."""
+        spec = self.spec_of(instance) or self.settings.platforms.get(instance)
+        return spec is not None and await self._exclusive(spec.driver)
+
     def _active(self, route: Route) -> bool:
         return self.manager.state_of(route.key) is PluginState.ACTIVE
 
