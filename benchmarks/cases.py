@@ -1,4 +1,4 @@
-"""The cases of issue 6 (1 to 7) and issue 10 (8), each comparing demi with what a user would write by hand.
+"""The cases of issue 6 (1 to 7), issue 10 (8) and issue 13 (9), each comparing demi with what a user would write by hand (or, for 9, with the backend's own floor).
 
 Every case returns a :class:`CaseResult`: the checks for the table (ratio of medians
 against a target) and the raw samples for the JSON. Modes are interleaved: each round
@@ -533,6 +533,53 @@ def inbound(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
     return result
 
 
+# -- 9 ------------------------------------------------------------------------
+
+#: Full run: (tooz driver, conductor backend); the expiry (``?timeout=``, seconds)
+#: is 2 because etcd refuses leases shorter than about 1.5 s.
+_REBALANCE = [("etcd", "asyncio"), ("redis", "trio"), ("file", "asyncio")]
+
+
+def rebalance(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
+    """Case 9: from a member's SIGKILL to its instances active on the survivors,
+    against the backend's expiry, the floor. Quick: the file driver only, two
+    members, six instances, one round, a 1 s expiry."""
+    from ._rebalance import fail_overs
+
+    members, instances = (2, 6) if plan.quick else (3, 30)
+    timeout = 1 if plan.quick else 2
+    drivers = [("file", "asyncio")] if plan.quick else _REBALANCE
+    reps = plan.reps(5)
+    result = CaseResult(
+        "9",
+        f"rebalance: {members} demi run replicas, {instances} exclusive instances; "
+        "a member's SIGKILL to its instances connected elsewhere vs the backend's "
+        "expiry",
+    )
+    for driver, backend in drivers:
+        log(f"case 9: {driver} on {backend}, expiry {timeout} s, {reps} rounds")
+        took = fail_overs(
+            driver,
+            timeout=timeout,
+            members=members,
+            instances=instances,
+            rounds=reps,
+            backend=backend,
+            log=log,
+        )
+        check = compare(
+            "9",
+            f"{driver} ({backend}) fail-over (s)",
+            ("demi: death to active elsewhere", took),
+            (f"expiry ?timeout={timeout}", [float(timeout)] * len(took)),
+            target=3.0,
+        )
+        check.note = f"median {summarize(took).median:.2f} s"
+        result.checks.append(check)
+        result.data[driver] = {"backend": backend, "expiry_s": timeout, "samples": took}
+    return result
+
+
 CASES: dict[str, Callable[[Sandbox, Plan, Log], CaseResult]] = {
     "1": discovery,
     "2": load_one,
@@ -542,4 +589,5 @@ CASES: dict[str, Callable[[Sandbox, Plan, Log], CaseResult]] = {
     "6": memory,
     "7": startup,
     "8": inbound,
+    "9": rebalance,
 }

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = {"1", "2", "3", "4", "5", "6", "7", "8"}
+CASES = {"1", "2", "3", "4", "5", "6", "7", "8", "9"}
 
 
 @pytest.mark.slow

@@ -1,0 +1,207 @@
+"""Many conductors, each connection owned once (issue 13), end to end: three real
+``demi run --http`` replicas of one coordination group on a real etcd, a real Redis
+and the file driver, with 30 ``account_conn`` instances whose connections the
+loopback connection counter counts per account.
+
+Every bound here is derived from the backend's own timeouts, which the URL sets low
+(``?timeout=TIMEOUT``: tooz's membership and lock timeouts, in seconds), plus a
+generous allowance for starting the instances on a loaded machine.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from connection_counter import Account, ConnectionCounter
+from replicas import Fleet, fleet, write_config
+from services import EtcdServer, RedisServer, Server
+
+pytestmark = pytest.mark.slow
+
+#: tooz's membership and lock timeouts (seconds), through ``?timeout=``.
+TIMEOUT = 3
+#: Starting (or moving) instances on a loaded machine: processes, imports, joins.
+ALLOWANCE = 20.0
+#: Three replicas joining and starting their shares, from nothing.
+CONVERGE = 30.0 + ALLOWANCE
+#: A dead member's instances run elsewhere once its membership and its locks have
+#: expired (both TIMEOUT after its last heartbeat), then a survivor starts them.
+FAILOVER = 2 * TIMEOUT + ALLOWANCE
+#: A replica cut off from the backend stops its exclusive instances before its
+#: locks may expire (TIMEOUT after its last successful heartbeat).
+FENCE = TIMEOUT + ALLOWANCE / 2
+INSTANCES = 30
+MEMBERS = ["r1", "r2", "r3"]
+
+
+@dataclass
+class Backend:
+    """A coordination backend: its tooz URL and, for a server, the server."""
+
+    url: str
+    server: Server | None
+
+
+#: Coordination backend and conductor backend: the three drivers, alternating
+#: asyncio and trio so each conductor backend meets a networked driver.
+MATRIX = [("etcd", "asyncio"), ("redis", "trio"), ("file", "asyncio")]
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """The coordination backend named by the test's ``driver`` parameter."""
+    driver = request.node.callspec.params["driver"]
+    query = f"?timeout={TIMEOUT}"
+    if driver == "etcd":
+        etcd: EtcdServer = request.getfixturevalue("etcd_server")
+        return Backend(f"etcd3+{etcd.url}{query}", etcd)
+    if driver == "redis":
+        redis: RedisServer = request.getfixturevalue("redis_server")
+        return Backend(f"{redis.url}{query}", redis)
+    return Backend(f"file://{tmp_path / 'coord'}{query}", None)
+
+
+def all_connected_once(counter: ConnectionCounter, accounts: list[str]) -> bool:
+    """Every account has exactly one open connection now."""
+    seen = counter.accounts()
+    return all(seen.get(a, Account()).current == 1 for a in accounts)
+
+
+def never_doubled(counter: ConnectionCounter) -> None:
+    """No account ever had two connections at once."""
+    doubled = {a: s for a, s in counter.accounts().items() if s.most > 1}
+    assert not doubled, f"two connections at once for {doubled}"
+
+
+@pytest.mark.parametrize(("driver", "conductor"), MATRIX)
+def test_replicas_own_each_account_once_fail_over_and_rebalance(
+    tmp_path: Path,
+    driver: str,
+    conductor: str,
+    backend: Backend,
+    connection_counter: ConnectionCounter,
+) -> None:
+    """30 accounts over three replicas: each connected exactly once, the replicas'
+    /health agree on the owners; SIGKILL one: its accounts connect elsewhere within
+    FAILOVER; start it again: it owns some again; never two connections at once."""
+    config = tmp_path / "demi.toml"
+    accounts = write_config(tmp_path, connection_counter.address, INSTANCES)
+    with fleet(tmp_path, MEMBERS, config, backend.url, conductor) as replicas:
+        agreed, _ = replicas.wait(
+            "every instance owned and active, and all connected once",
+            lambda: (
+                all_connected_once(connection_counter, accounts)
+                and replicas.agreed_owners()
+            ),
+            CONVERGE,
+        )
+        never_doubled(connection_counter)
+        assert set(agreed) == set(accounts)
+        assert set(agreed.values()) == set(MEMBERS), agreed  # each owns a share
+        assert connection_counter.connected() == set(accounts)
+
+        # SIGKILL r2: the survivors take its accounts over.
+        lost = sorted(a for a, owner in agreed.items() if owner == "r2")
+        before = connection_counter.accounts()
+        replicas.replicas["r2"].kill()
+        took = fail_over(replicas, connection_counter, lost, before, "r2")
+        never_doubled(connection_counter)
+        assert took < FAILOVER
+
+        # r2 comes back: the ring gives it a share again.
+        replicas.replicas["r2"].start()
+        rebalanced, _ = replicas.wait(
+            "r2 owning a share again, and all connected once",
+            lambda: (
+                (owned := replicas.agreed_owners())
+                and "r2" in owned.values()
+                and all_connected_once(connection_counter, accounts)
+                and owned
+            ),
+            CONVERGE,
+        )
+        assert set(rebalanced.values()) == set(MEMBERS)
+        never_doubled(connection_counter)
+        codes = {m: r.terminate() for m, r in replicas.replicas.items()}
+    assert codes == dict.fromkeys(MEMBERS, 0), replicas.output()
+    connection_counter.wait_for(lambda seen: not any(a.current for a in seen.values()))
+    never_doubled(connection_counter)
+    assert "Traceback" not in replicas.output()
+
+
+def fail_over(
+    replicas: Fleet,
+    counter: ConnectionCounter,
+    lost: list[str],
+    before: dict[str, Account],
+    dead: str,
+) -> float:
+    """Wait until every account in ``lost`` was connected again (a new connection,
+    open now) and the survivors agree on owners other than ``dead``; return the
+    seconds that took."""
+
+    def moved() -> bool:
+        seen = counter.accounts()
+        reconnected = all(
+            seen[a].current == 1 and seen[a].total > before[a].total for a in lost
+        )
+        owned = replicas.agreed_owners()
+        return reconnected and owned is not None and dead not in owned.values()
+
+    _, took = replicas.wait(f"{dead}'s accounts {lost} connected elsewhere", moved, 60)
+    return took
+
+
+@pytest.mark.parametrize(
+    ("driver", "conductor"), [("etcd", "trio"), ("redis", "asyncio")]
+)
+def test_replicas_cut_off_from_the_backend_fence_then_resume(
+    tmp_path: Path,
+    driver: str,
+    conductor: str,
+    backend: Backend,
+    connection_counter: ConnectionCounter,
+) -> None:
+    """The backend stops: every replica stops its exclusive instances within FENCE
+    (it can no longer prove it holds their locks), and keeps answering /health; the
+    backend returns: every account is connected once again; never two at once."""
+    assert backend.server is not None
+    config = tmp_path / "demi.toml"
+    accounts = write_config(tmp_path, connection_counter.address, 10)
+    with fleet(tmp_path, MEMBERS[:2], config, backend.url, conductor) as replicas:
+        replicas.wait(
+            "every instance owned, active and connected once",
+            lambda: (
+                all_connected_once(connection_counter, accounts)
+                and replicas.agreed_owners()
+            ),
+            CONVERGE,
+        )
+        backend.server.stop()
+        cut = time.monotonic()
+        replicas.wait(
+            "every connection closed after the backend stopped",
+            lambda: not connection_counter.connected(),
+            FENCE,
+        )
+        fenced = time.monotonic() - cut
+        healths = replicas.healths()
+        assert all(h is not None for h in healths.values()), replicas.output()
+        never_doubled(connection_counter)
+
+        backend.server.start()
+        replicas.wait(
+            "every account connected once again after the backend returned",
+            lambda: (
+                all_connected_once(connection_counter, accounts)
+                and replicas.agreed_owners()
+            ),
+            CONVERGE,
+        )
+        never_doubled(connection_counter)
+        codes = {m: r.terminate() for m, r in replicas.replicas.items()}
+    assert fenced < FENCE
+    assert codes == dict.fromkeys(MEMBERS[:2], 0), replicas.output()
