@@ -101,10 +101,12 @@ class LockKeeper:
         """Release the locks let go of earlier, as far as the backend answers."""
         timing = self._timing()
         while self._stale:
-            lock = self._stale[0]
+            # Taken off the list first: a heartbeat and a rebalance may both be
+            # releasing at once, and each lock is released by one of them.
+            lock = self._stale.pop(0)
             try:
                 await self._calls.run(lock.release, timing.call_timeout, lock.name)
             except BackendError as err:
+                self._stale.append(lock)
                 LOG.warning("coordination: %s not released yet: %s", lock.name, err)
                 return
-            self._stale.pop(0)
