@@ -25,7 +25,7 @@ from services import Server
 
 from demi import Conductor, ConfigError
 from demi.coordination import Coordinator, group_of, owners, share_of
-from demi.coordination._calls import Calls
+from demi.coordination._calls import THREADS, Calls
 from demi.coordination._locks import lock_name
 from demi.coordination._tooz import Backend, BackendError
 from demi.coordination.views import health_section, owner_of_each, readiness_problems
@@ -160,12 +160,17 @@ def test_a_member_counts_itself_before_the_backend_lists_it() -> None:
 
 async def test_a_call_into_tooz_that_hangs_is_abandoned_at_its_bound() -> None:
     """tooz never holds the loop: a call that does not return is given up on."""
+    assert THREADS == 4
     calls = Calls()
     release = threading.Event()
     began = time.monotonic()
     with pytest.raises(BackendError, match=r"heartbeat: no answer within 0\.2s"):
         await calls.run(release.wait, 0.2, "heartbeat")
     assert time.monotonic() - began < 5
+    # Its thread is a daemon: a call that never returns cannot keep the process
+    # alive once demi has stopped.
+    (hung,) = [t for t in threading.enumerate() if t.name == "demi-tooz heartbeat"]
+    assert hung.daemon
     release.set()
 
 
@@ -538,3 +543,31 @@ async def test_a_conductor_never_restarts_or_reloads_into_what_is_not_its_share(
             "mine",
             "theirs",
         }
+
+
+async def test_calls_into_tooz_never_use_more_than_their_threads() -> None:
+    """Hung calls keep their threads: the next call waits for one, within its own
+    bound, instead of starting a fifth."""
+    calls = Calls()
+    release = threading.Event()
+    for n in range(THREADS):
+        with pytest.raises(BackendError):
+            await calls.run(release.wait, 0.05, f"hung {n}")
+    with pytest.raises(BackendError, match="one more: no answer"):
+        await calls.run(lambda: True, 0.3, "one more")
+    assert (
+        len([t for t in threading.enumerate() if t.name.startswith("demi-tooz")])
+        == THREADS
+    )
+    release.set()
+    with anyio.fail_after(PATIENCE):
+        # The freed threads are noticed by polling: there is no event to wait on.
+        while not await _answers(calls):  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+
+
+async def _answers(calls: Calls) -> bool:
+    try:
+        return await calls.run(lambda: True, 0.2, "after")
+    except BackendError:
+        return False
