@@ -38,7 +38,7 @@ from demi.supervision import Supervisor
 SECRET = "hunter2-coordination-password"
 
 
-def config_error(**overrides: object) -> str:
+def config_error(**overrides: Any) -> str:
     """The message of the ConfigError that load_settings raises."""
     with pytest.raises(ConfigError) as caught:
         load_settings(**overrides)
