@@ -571,3 +571,27 @@ async def _answers(calls: Calls) -> bool:
         return await calls.run(lambda: True, 0.2, "after")
     except BackendError:
         return False
+
+
+async def test_a_replica_back_under_its_old_name_is_seen_by_the_others(
+    tmp_path: Path, connection_counter: ConnectionCounter
+) -> None:
+    """A replica killed and started again as the same member (systemd's demi@1, a
+    StatefulSet's pod) finds its old record on the file driver, expired but not
+    cleared: it joins afresh, so the others count it again."""
+    url = f"file://{tmp_path / 'coord'}?timeout=2"
+    dead = Backend(url, "a", "demi.platforms")
+    await anyio.to_thread.run_sync(dead.start)
+    await anyio.to_thread.run_sync(dead.beat, [])  # joined; then never heard of
+    await anyio.sleep(2.5)  # its record expires, and stays
+    replicas = [Replica(fleet(url, m, connection_counter, accounts=2)) for m in "ab"]
+    async with anyio.create_task_group() as group:
+        for replica in replicas:
+            group.start_soon(replica.run)
+        with anyio.fail_after(PATIENCE):
+            await wait_until(
+                lambda: all(r.coordinator.members == {"a", "b"} for r in replicas)
+            )
+            await wait_until(lambda: runs_once(replicas, ["acct0", "acct1", "plain0"]))
+        for replica in replicas:
+            await replica.stop()
