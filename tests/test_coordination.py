@@ -595,3 +595,25 @@ async def test_a_replica_back_under_its_old_name_is_seen_by_the_others(
             await wait_until(lambda: runs_once(replicas, ["acct0", "acct1", "plain0"]))
         for replica in replicas:
             await replica.stop()
+
+
+@pytest.mark.parametrize("command", [["run"], ["check"]])
+def test_a_backend_tooz_does_not_know_is_a_usage_error_before_anything_starts(
+    tmp_path: Path, command: list[str]
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    env["DEMI_COORDINATION_URL"] = f"nosuch://user:{SECRET}@127.0.0.1"
+    done = subprocess.run(
+        [str(DEMI), *command],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE * 3,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("demi: error: coordination_url: tooz has no driver")
+    assert "(from environment variable DEMI_COORDINATION_URL)" in line
+    assert SECRET not in done.stderr + done.stdout
