@@ -197,9 +197,9 @@ class Coordinator:
             LOG.info("coordination: the backend answers (group %s)", self.group)
         self.connected, self._contact = True, max(self._contact, began)
         changed = bool(lost)
-        for instance in lost:
+        for lock in lost:
+            instance = self.locks.forget(lock)
             LOG.error("platform %s: its lock was lost; stopping it here", instance)
-            self.locks.forget(instance)
         if self._fenced or self._orphaned:
             self._fenced = self._orphaned = False
             changed = True
