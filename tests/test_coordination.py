@@ -8,13 +8,29 @@ backends: the file driver in ``tmp_path``, etcd and Redis from tests/services.py
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
+from connection_counter import ConnectionCounter
+from helpers import PATIENCE, wait_until
+from services import Server
 
-from demi import ConfigError
-from demi.core.config import load_settings
+from demi import Conductor, ConfigError
+from demi.coordination import Coordinator, group_of, owners, share_of
+from demi.coordination._calls import Calls
+from demi.coordination._locks import lock_name
+from demi.coordination._tooz import Backend, BackendError
+from demi.coordination.views import health_section, owner_of_each, readiness_problems
+from demi.core.config import DemiSettings, PlatformSettings, load_settings
 from demi.core.secrets import SECRETS
+from demi.http.metrics import Metrics
+from demi.plugins.base import PluginState
+from demi.supervision import Supervisor
 
 SECRET = "hunter2-coordination-password"
 
@@ -100,3 +116,315 @@ def test_replicas_in_toml(tmp_path: Path) -> None:
         load_settings(path)
     assert "platforms.chat.replicas: " in str(caught.value)
     assert repr(str(path)) in str(caught.value)
+
+
+# -- who owns what ----------------------------------------------------------------
+
+ECHO = PlatformSettings(driver="echo")
+EVERYWHERE_ECHO = PlatformSettings(driver="echo", replicas="all")
+
+
+def test_each_instance_has_exactly_one_owner_and_all_runs_everywhere() -> None:
+    specs = {f"i{n}": ECHO for n in range(40)} | {"every": EVERYWHERE_ECHO}
+    members = ["a", "b", "c"]
+    shares = {member: share_of(member, specs, members) for member in members}
+    for name in specs:
+        holders = [member for member, share in shares.items() if name in share]
+        assert holders == (members if name == "every" else holders[:1]), name
+        assert len(holders) == (3 if name == "every" else 1), name
+    # The ring spreads them: every member gets some of forty.
+    assert all(len(share) > 1 for share in shares.values())
+    # Every member computes the same owners, whatever order it lists the members in.
+    assert owners(specs, members) == owners(specs, list(reversed(members)))
+
+
+def test_a_member_leaving_moves_only_its_own_instances() -> None:
+    specs = {f"i{n}": ECHO for n in range(60)}
+    before = owners(specs, ["a", "b", "c"])
+    after = owners(specs, ["a", "b"])
+    moved = {name for name in specs if before[name] != after[name]}
+    assert moved == {name for name, owner in before.items() if owner == "c"}
+
+
+def test_a_member_counts_itself_before_the_backend_lists_it() -> None:
+    specs = {f"i{n}": ECHO for n in range(10)}
+    assert share_of("a", specs, []) == set(specs)
+    assert owners(specs, []) == dict.fromkeys(specs)
+
+
+# -- calls into tooz ---------------------------------------------------------------
+
+
+async def test_a_call_into_tooz_that_hangs_is_abandoned_at_its_bound() -> None:
+    """tooz never holds the loop: a call that does not return is given up on."""
+    calls = Calls()
+    release = threading.Event()
+    began = time.monotonic()
+    with pytest.raises(BackendError, match=r"heartbeat: no answer within 0\.2s"):
+        await calls.run(release.wait, 0.2, "heartbeat")
+    assert time.monotonic() - began < 5
+    release.set()
+
+
+def test_an_unknown_backend_scheme_names_the_setting_and_its_source(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DEMI_COORDINATION_URL", f"nosuch://user:{SECRET}@host")
+    settings = load_settings()
+    with pytest.raises(ConfigError) as caught:
+        Coordinator(Conductor(settings))
+    message = str(caught.value)
+    assert "coordination_url: tooz has no driver for the scheme 'nosuch'" in message
+    assert "(from environment variable DEMI_COORDINATION_URL)" in message
+    assert SECRET not in message
+
+
+# -- replicas in one process, on real backends -------------------------------------
+
+#: The backends' expiry in these tests (``?timeout=``): fencing after T/2.
+EXPIRY = 6
+
+
+@pytest.fixture(params=["file", "etcd", "redis"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[str, Server | None]]:
+    """A tooz URL of a running backend (and its server, when it has one)."""
+    if request.param == "file":
+        yield f"file://{tmp_path / 'coord'}?timeout={EXPIRY}", None
+        return
+    fixture = f"{request.param}_server"
+    server: Server = request.getfixturevalue(fixture)
+    scheme = "etcd3+" if request.param == "etcd" else ""
+    yield f"{scheme}{server.url}?timeout={EXPIRY}", server  # type: ignore[attr-defined]
+
+
+def fleet(
+    url: str, member: str, counter: ConnectionCounter, accounts: int = 6, **extra: Any
+) -> DemiSettings:
+    """The configuration every replica of a test shares: ``accounts`` exclusive
+    connections (account_conn), three echoes and one echo on every replica."""
+    platforms: dict[str, Any] = {
+        f"acct{n}": PlatformSettings(
+            driver="account_conn",
+            config={"address": counter.address, "account": f"acct{n}"},
+        )
+        for n in range(accounts)
+    }
+    platforms |= {f"plain{n}": ECHO for n in range(3)}
+    platforms["every"] = EVERYWHERE_ECHO
+    return DemiSettings(
+        coordination_url=url,
+        member_id=member,
+        platforms=platforms,
+        health_interval=60,
+        **extra,
+    )
+
+
+class Replica:
+    """One conductor and its coordinator, run in a task group of the test."""
+
+    def __init__(self, settings: DemiSettings) -> None:
+        self.conductor = Conductor(settings)
+        self.coordinator = Coordinator(self.conductor)
+        self.done = anyio.Event()
+        self._stop = anyio.Event()
+
+    def active(self) -> set[str]:
+        """The instances active here now."""
+        return {
+            status.instance
+            for status in self.conductor.instances()
+            if status.state is PluginState.ACTIVE
+        }
+
+    async def run(self) -> None:
+        """Join, start the share, rebalance until :meth:`stop`; then stop and leave."""
+        conductor, coordinator = self.conductor, self.coordinator
+        try:
+            async with conductor.session(), coordinator.membership():
+                await coordinator.join()
+                await conductor.start()
+                async with anyio.create_task_group() as group:
+                    group.start_soon(coordinator.rebalancing)
+                    await self._stop.wait()
+                    group.cancel_scope.cancel()
+                await conductor.stop()
+        finally:
+            self.done.set()
+
+    async def stop(self) -> None:
+        """Stop it (SIGTERM's path: stop, then release and leave) and wait."""
+        self._stop.set()
+        await self.done.wait()
+
+
+def runs_once(replicas: list[Replica], names: Iterable[str]) -> bool:
+    """Whether each of ``names`` is active on exactly one of ``replicas``."""
+    return all(sum(name in r.active() for r in replicas) == 1 for name in names)
+
+
+ACCOUNTS = [f"acct{n}" for n in range(6)]
+PLAIN = [f"plain{n}" for n in range(3)]
+
+
+async def test_replicas_share_the_instances_and_take_over_when_one_leaves(
+    backend: tuple[str, Server | None], connection_counter: ConnectionCounter
+) -> None:
+    url, _ = backend
+    replicas = [Replica(fleet(url, m, connection_counter)) for m in ("a", "b", "c")]
+    async with anyio.create_task_group() as group:
+        for replica in replicas:
+            group.start_soon(replica.run)
+        with anyio.fail_after(PATIENCE):
+            await wait_until(
+                lambda: (
+                    all(len(r.coordinator.members) == 3 for r in replicas)
+                    and runs_once(replicas, ACCOUNTS + PLAIN)
+                )
+            )
+        assert all("every" in r.active() for r in replicas)
+        # Every replica names the same owner, and the owner is the one running it.
+        # ("every" runs on each: each replica names itself.)
+        named = [owner_of_each(r.coordinator) for r in replicas]
+        assert [n.pop("every") for n in named] == ["a", "b", "c"]
+        assert named[0] == named[1] == named[2]
+        for replica in replicas:
+            member = replica.coordinator.member_id
+            mine = {name for name, owner in named[0].items() if owner == member}
+            assert mine == replica.active() - {"every"}
+        assert connection_counter.connected() == set(ACCOUNTS)
+        # c leaves: a and b take its share, each instance started once.
+        leaving = replicas.pop()
+        await leaving.stop()
+        assert leaving.active() == set()
+        with anyio.fail_after(EXPIRY + PATIENCE):
+            await wait_until(
+                lambda: (
+                    runs_once(replicas, ACCOUNTS + PLAIN)
+                    and connection_counter.connected() == set(ACCOUNTS)
+                )
+            )
+        assert all(r.coordinator.members == {"a", "b"} for r in replicas)
+        assert sum(r.coordinator.rebalances for r in replicas) >= 1
+        for replica in replicas:
+            await replica.stop()
+    seen = connection_counter.accounts()
+    # Never two connections for one account, at any moment.
+    assert {name: account.most for name, account in seen.items()} == dict.fromkeys(
+        ACCOUNTS, 1
+    )
+
+
+async def test_a_held_lock_keeps_its_instance_from_starting_until_released(
+    backend: tuple[str, Server | None],
+    connection_counter: ConnectionCounter,
+    tmp_path: Path,
+) -> None:
+    """The owner of an exclusive instance starts it only once it holds its lock;
+    meanwhile /readyz names it (it is required) and nothing connects."""
+    url, _ = backend
+    settings = fleet(url, "a", connection_counter, accounts=1)
+    settings.platforms["acct0"].required = True
+    squatter = Backend(url, "squatter", "other-group")
+    await anyio.to_thread.run_sync(squatter.start)
+    lock = squatter.lock(lock_name(group_of(settings), "acct0"))
+    assert await anyio.to_thread.run_sync(lock.acquire)
+    replica = Replica(settings)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(replica.run)
+            with anyio.fail_after(PATIENCE):
+                await wait_until(lambda: {"plain0", "every"} <= replica.active())
+            await anyio.sleep(EXPIRY / 2)
+            assert "acct0" not in replica.active()
+            assert connection_counter.connected() == set()
+            assert readiness_problems(replica.coordinator) == {
+                "acct0": "owned here but not started: waiting for its lock"
+            }
+            await anyio.to_thread.run_sync(lock.release)
+            with anyio.fail_after(PATIENCE):
+                await wait_until(lambda: "acct0" in replica.active())
+            assert connection_counter.connected() == {"acct0"}
+            assert readiness_problems(replica.coordinator) == {}
+            await replica.stop()
+    finally:
+        await anyio.to_thread.run_sync(squatter.leave)
+
+
+def cut_off(url: str, server: Server | None) -> Callable[[], None]:
+    """Make the backend unreachable now; return what brings it back. The file
+    driver's folder becomes a file (every call fails, as for root too), a server
+    stops."""
+    if server is not None:
+        server.stop()
+        return server.start
+    folder = Path(url.removeprefix("file://").split("?")[0])
+    away = folder.with_name("away")
+    folder.rename(away)
+    folder.write_text("not a folder\n")
+
+    def restore() -> None:
+        folder.unlink()
+        away.rename(folder)
+
+    return restore
+
+
+async def test_a_replica_cut_off_stops_its_exclusive_instances_in_time_and_resumes(
+    backend: tuple[str, Server | None], connection_counter: ConnectionCounter
+) -> None:
+    url, server = backend
+    replica = Replica(fleet(url, "a", connection_counter, accounts=2))
+    metrics = Metrics(
+        replica.conductor, Supervisor(replica.conductor), replica.coordinator
+    )
+    async with anyio.create_task_group() as group:
+        group.start_soon(replica.run)
+        with anyio.fail_after(PATIENCE):
+            await wait_until(lambda: {"acct0", "acct1", "plain0"} <= replica.active())
+        assert connection_counter.connected() == {"acct0", "acct1"}
+        assert "demi_coordination_connected 1.0" in metrics.render().decode()
+        began = time.monotonic()
+        restore = await anyio.to_thread.run_sync(cut_off, url, server)
+        with anyio.fail_after(EXPIRY + PATIENCE):
+            await wait_until(lambda: connection_counter.connected() == set())
+        fenced_after = time.monotonic() - began
+        # Closed before any lock of this replica could expire (T after its last
+        # answer, which came before the cut).
+        assert fenced_after < EXPIRY, fenced_after
+        assert not {"acct0", "acct1"} & replica.active()
+        # Its non-exclusive share keeps serving while it can still be its own.
+        assert {"plain0", "every"} <= replica.active()
+        section = health_section(replica.coordinator)
+        assert section is not None and section["connected"] is False
+        assert "demi_coordination_connected 0.0" in metrics.render().decode()
+        await anyio.to_thread.run_sync(restore)
+        with anyio.fail_after(EXPIRY + PATIENCE):
+            await wait_until(
+                lambda: connection_counter.connected() == {"acct0", "acct1"}
+            )
+        assert replica.coordinator.connected
+        await replica.stop()
+    seen = connection_counter.accounts()
+    assert {name: account.most for name, account in seen.items()} == {
+        "acct0": 1,
+        "acct1": 1,
+    }
+
+
+def test_without_coordination_the_metrics_say_so_and_there_is_no_owner() -> None:
+    settings = DemiSettings(platforms={"a": ECHO, "b": ECHO})
+    conductor = Conductor(settings)
+    text = Metrics(conductor, Supervisor(conductor)).render().decode()
+    for line in (
+        "demi_coordination_members 0.0",
+        "demi_coordination_connected 0.0",
+        "demi_owned_instances 2.0",
+        "demi_rebalances_total 0.0",
+    ):
+        assert line in text.splitlines(), line
+    assert health_section(None) is None
+    assert owner_of_each(None) == {}
+    assert readiness_problems(None) == {}

@@ -82,8 +82,12 @@ class LockKeeper:
         return False
 
     def forget(self, instance: str) -> None:
-        """Drop a lock found lost (another member may hold it now): never released."""
-        self.held.pop(instance, None)
+        """Drop a lock found lost: its instance must stop at once. Releasing it
+        later is safe (etcd and Redis release only a lock that is still this
+        holder's) and makes tooz stop refreshing it."""
+        lock = self.held.pop(instance, None)
+        if lock is not None:
+            self._stale.append(lock)
 
     async def release_all_but(self, keep: set[str]) -> None:
         """Let go of every lock but those of ``keep`` (their instances have stopped);
@@ -97,10 +101,12 @@ class LockKeeper:
         """Release the locks let go of earlier, as far as the backend answers."""
         timing = self._timing()
         while self._stale:
-            lock = self._stale[0]
+            # Taken off the list first: a heartbeat and a rebalance may both be
+            # releasing at once, and each lock is released by one of them.
+            lock = self._stale.pop(0)
             try:
                 await self._calls.run(lock.release, timing.call_timeout, lock.name)
             except BackendError as err:
+                self._stale.append(lock)
                 LOG.warning("coordination: %s not released yet: %s", lock.name, err)
                 return
-            self._stale.pop(0)

@@ -226,7 +226,7 @@ class Coordinator:
         while True:
             age = anyio.current_time() - self._contact
             if age >= timing.fence_after and not self._fenced:
-                self._fenced = True
+                self._fenced, self.connected = True, False
                 LOG.error(
                     "coordination: no answer from the backend for %.1fs: stopping "
                     "this replica's exclusive instances before their locks can "

@@ -52,6 +52,17 @@ def _why(err: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
+def _lock_not_owned(err: BaseException | None) -> bool:
+    # redis-py's LockNotOwnedError, as tooz wraps it (its cause): matched by name,
+    # so that Redis's client need not be installed for the other backends.
+    seen = 0
+    while err is not None and seen < 10:
+        if type(err).__name__ == "LockNotOwnedError":
+            return True
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return False
+
+
 def _translating(method: Callable[P, R]) -> Callable[P, R]:
     """Turn whatever tooz or its clients raise into :class:`BackendError`."""
 
@@ -83,13 +94,22 @@ class HeldLock:
 
     def refresh(self) -> bool:
         """Keep it from expiring: whether it is still ours (a lock without an
-        expiry, such as the file driver's, is ours while we hold it)."""
-        beat = getattr(self._lock, "heartbeat", None)
-        if beat is None:
-            return True
+        expiry, such as the file driver's, is ours while we hold it).
+
+        :raises BackendError: the backend did not answer (an outage, not a loss).
+        """
         try:
-            return bool(beat())
+            lease = getattr(self._lock, "_lease", None)
+            if lease is not None:
+                # etcd: tooz's heartbeat says True whatever the refresh found; the
+                # lease's own refresh says -1 once it expired (someone else may
+                # hold the lock by now).
+                return int(lease.refresh()) > 0
+            beat = getattr(self._lock, "heartbeat", None)
+            return True if beat is None else bool(beat())
         except Exception as err:
+            if _lock_not_owned(err):  # Redis: it expired, or another took it
+                return False
             raise BackendError(f"lock {self.name!r}: {_why(err)}") from None
 
     def release(self) -> None:
