@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from connection_counter import Account, ConnectionCounter
+from prometheus_client.parser import text_string_to_metric_families
 from replicas import Fleet, fleet, write_config
 from services import EtcdServer, RedisServer, Server
 from tcp_proxy import TcpProxy
@@ -65,6 +66,15 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         redis: RedisServer = request.getfixturevalue("redis_server")
         return Backend(f"{redis.url}{query}", redis)
     return Backend(f"file://{tmp_path / 'coord'}{query}", None)
+
+
+def connected(metrics: str) -> float | None:
+    """``demi_coordination_connected`` in a /metrics text (None if absent)."""
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.name == "demi_coordination_connected":
+                return float(sample.value)
+    return None
 
 
 def all_connected_once(counter: ConnectionCounter, accounts: list[str]) -> bool:
@@ -190,6 +200,7 @@ def test_replicas_cut_off_from_the_backend_fence_then_resume(
             FENCE,
         )
         healths = replicas.healths()
+        cut_metrics = [r.metrics() or "" for r in replicas.replicas.values()]
         never_doubled(connection_counter)
 
         backend.server.start()
@@ -204,8 +215,13 @@ def test_replicas_cut_off_from_the_backend_fence_then_resume(
         never_doubled(connection_counter)
         codes = {m: r.terminate() for m, r in replicas.replicas.items()}
     assert codes == dict.fromkeys(MEMBERS[:2], 0), replicas.output()
-    # Cut off, each kept answering /health, and said so.
+    # Cut off, each kept answering, and said so in /health, /metrics and its log.
     assert all(h and h["coordination"]["connected"] is False for h in healths.values())
+    assert [connected(text) for text in cut_metrics] == [0.0, 0.0]
+    for replica in replicas.replicas.values():
+        log = replica.log.read_text(errors="replace")
+        assert "no answer from the backend" in log, log[-3000:]
+        assert "back in contact" in log, log[-3000:]
 
 
 @pytest.mark.parametrize(
