@@ -36,7 +36,7 @@ FAILOVER = 1.5 * TIMEOUT + ALLOWANCE / 2
 #: Self-fencing: T/2 after the last answer the exclusive instances stop, each stop
 #: bounded by T/4, so they are down by 3T/4, before any lock can expire (T). The
 #: last answer came before the cut; a few seconds more for a loaded machine.
-FENCE = 0.75 * TIMEOUT + 3.0
+FENCE = 0.75 * TIMEOUT + 4.0
 INSTANCES = 30
 MEMBERS = ["r1", "r2", "r3"]
 
