@@ -289,3 +289,48 @@ def test_a_partitioned_replica_fences_before_the_others_take_over(
             codes = {m: r.terminate() for m, r in replicas.replicas.items()}
     assert took < FAILOVER
     assert codes == dict.fromkeys(MEMBERS, 0), replicas.output()
+
+
+#: A replica that stops (SIGTERM) releases its locks and leaves the group: the
+#: others see it at their next heartbeat (T/4), then start its instances.
+HANDOVER = 0.25 * TIMEOUT + ALLOWANCE / 2
+
+
+@pytest.mark.parametrize(("driver", "conductor"), [("etcd", "trio")])
+def test_a_rolling_update_moves_instances_without_double_connections(
+    tmp_path: Path,
+    driver: str,
+    conductor: str,
+    backend: Backend,
+    connection_counter: ConnectionCounter,
+) -> None:
+    """As a StatefulSet's rolling update does: each replica in turn gets SIGTERM,
+    exits 0, and a new one starts under the same member id. Each time the others
+    run the stopped one's accounts within HANDOVER, the new one gets its share back,
+    and no account ever has two connections."""
+    config = tmp_path / "demi.toml"
+    accounts = write_config(tmp_path, connection_counter.address, 15)
+
+    def settled() -> dict[str, str] | None:
+        owned = replicas.agreed_owners()
+        if owned and set(owned.values()) == set(MEMBERS):
+            return owned if all_connected_once(connection_counter, accounts) else None
+        return None
+
+    with fleet(tmp_path, MEMBERS, config, backend.url, conductor) as replicas:
+        handovers = {}
+        for member in reversed(MEMBERS):
+            agreed, _ = replicas.wait(
+                "every member running its share", settled, CONVERGE
+            )
+            moving = sorted(a for a, owner in agreed.items() if owner == member)
+            before = connection_counter.accounts()
+            assert replicas.replicas[member].terminate() == 0, replicas.output()
+            handovers[member] = fail_over(
+                replicas, connection_counter, moving, before, member
+            )
+            never_doubled(connection_counter)
+            replicas.replicas[member].start()
+        replicas.wait("every member running its share", settled, CONVERGE)
+        never_doubled(connection_counter)
+    assert all(took < HANDOVER for took in handovers.values()), handovers
