@@ -7,7 +7,10 @@ backends: the file driver in ``tmp_path``, etcd and Redis from tests/services.py
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -22,7 +25,7 @@ from services import Server
 
 from demi import Conductor, ConfigError
 from demi.coordination import Coordinator, group_of, owners, share_of
-from demi.coordination._calls import Calls
+from demi.coordination._calls import THREADS, Calls
 from demi.coordination._locks import lock_name
 from demi.coordination._tooz import Backend, BackendError
 from demi.coordination.views import health_section, owner_of_each, readiness_problems
@@ -35,7 +38,7 @@ from demi.supervision import Supervisor
 SECRET = "hunter2-coordination-password"
 
 
-def config_error(**overrides: object) -> str:
+def config_error(**overrides: Any) -> str:
     """The message of the ConfigError that load_settings raises."""
     with pytest.raises(ConfigError) as caught:
         load_settings(**overrides)
@@ -157,12 +160,17 @@ def test_a_member_counts_itself_before_the_backend_lists_it() -> None:
 
 async def test_a_call_into_tooz_that_hangs_is_abandoned_at_its_bound() -> None:
     """tooz never holds the loop: a call that does not return is given up on."""
+    assert THREADS == 4
     calls = Calls()
     release = threading.Event()
     began = time.monotonic()
     with pytest.raises(BackendError, match=r"heartbeat: no answer within 0\.2s"):
         await calls.run(release.wait, 0.2, "heartbeat")
     assert time.monotonic() - began < 5
+    # Its thread is a daemon: a call that never returns cannot keep the process
+    # alive once demi has stopped.
+    (hung,) = [t for t in threading.enumerate() if t.name == "demi-tooz heartbeat"]
+    assert hung.daemon
     release.set()
 
 
@@ -428,3 +436,138 @@ def test_without_coordination_the_metrics_say_so_and_there_is_no_owner() -> None
     assert health_section(None) is None
     assert owner_of_each(None) == {}
     assert readiness_problems(None) == {}
+
+
+# -- demi check beside a fleet ------------------------------------------------------
+
+DEMI = Path(sys.executable).with_name("demi")
+
+
+def fleet_toml(url: str, counter: ConnectionCounter) -> str:
+    """The same fleet as :func:`fleet`, as demi.toml (two accounts)."""
+    lines = [f"coordination_url = {json.dumps(url)}"]
+    for n in range(2):
+        lines += [
+            f"[platforms.acct{n}]",
+            'driver = "account_conn"',
+            f'config = {{ address = "{counter.address}", account = "acct{n}" }}',
+        ]
+    lines += ["[platforms.plain0]", 'driver = "echo"']
+    lines += ["[platforms.every]", 'driver = "echo"', 'replicas = "all"']
+    return "\n".join(lines) + "\n"
+
+
+async def check_json(cwd: Path, member: str) -> tuple[int, dict[str, Any]]:
+    """``demi check --json`` in ``cwd`` as ``member``: exit code and output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    env["DEMI_MEMBER_ID"] = member
+    with anyio.fail_after(PATIENCE * 3):
+        done = await anyio.run_process(
+            [str(DEMI), "check", "--json"], cwd=cwd, env=env, check=False
+        )
+    return done.returncode, json.loads(done.stdout)
+
+
+@pytest.mark.slow
+async def test_demi_check_never_joins_and_leaves_held_instances_unchecked(
+    tmp_path: Path, connection_counter: ConnectionCounter
+) -> None:
+    url = f"file://{tmp_path / 'coord'}?timeout={EXPIRY}"
+    (tmp_path / "demi.toml").write_text(fleet_toml(url, connection_counter))
+    replica = Replica(fleet(url, "a", connection_counter, accounts=2))
+    async with anyio.create_task_group() as group:
+        group.start_soon(replica.run)
+        with anyio.fail_after(PATIENCE):
+            await wait_until(lambda: {"acct0", "acct1", "plain0"} <= replica.active())
+        code, report = await check_json(tmp_path, "checker")
+        rows = {row["instance"]: row for row in report["platforms"]}
+        assert code == 0, report
+        for name in ("acct0", "acct1"):
+            assert (rows[name]["health"], rows[name]["owner"]) == ("unchecked", "a")
+        assert (rows["plain0"]["health"], rows["plain0"]["owner"]) == ("healthy", "a")
+        assert rows["every"]["owner"] == "checker"
+        # The check did not join: the replica's group and share did not move.
+        assert replica.coordinator.members == {"a"}
+        assert replica.coordinator.rebalances == 0
+        await replica.stop()
+    # With nobody holding them, the check takes the locks and checks them itself.
+    code, report = await check_json(tmp_path, "checker")
+    rows = {row["instance"]: row for row in report["platforms"]}
+    assert code == 0, report
+    for name in ("acct0", "acct1"):
+        assert (rows[name]["health"], rows[name]["owner"]) == ("healthy", "checker")
+    seen = connection_counter.accounts()
+    assert {name: (a.most, a.total) for name, a in seen.items()} == {
+        "acct0": (1, 2),
+        "acct1": (1, 2),
+    }
+
+
+def test_without_coordination_demi_check_names_no_owner(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(DEMI), "check", "--json"],
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("DEMI_")},
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE * 3,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)["platforms"]
+    assert (row["instance"], row["owner"]) == ("echo", None)
+
+
+# -- the conductor's share -----------------------------------------------------------
+
+
+async def test_a_conductor_never_restarts_or_reloads_into_what_is_not_its_share() -> (
+    None
+):
+    settings = DemiSettings(platforms={"mine": ECHO, "theirs": ECHO})
+    async with Conductor(settings) as conductor:
+        await conductor.run_only({"mine"})
+        assert conductor.runs_here("mine") and not conductor.runs_here("theirs")
+        states = {s.instance: s.state for s in conductor.instances()}
+        assert states == {"mine": PluginState.ACTIVE, "theirs": None}
+        # A restart (the supervisor's, an operator's) starts nothing here.
+        assert await conductor.restart("theirs") is False
+        added = DemiSettings(platforms={"mine": ECHO, "theirs": ECHO, "new": ECHO})
+        result = await conductor.reload(added)
+        assert "new" in result.added
+        states = {s.instance: s.state for s in conductor.instances()}
+        assert states == {"mine": PluginState.ACTIVE, "theirs": None, "new": None}
+        # Given back, it starts through the same path.
+        await conductor.run_only({"mine", "theirs"})
+        assert {s.instance for s in conductor.instances() if s.state} == {
+            "mine",
+            "theirs",
+        }
+
+
+async def test_calls_into_tooz_never_use_more_than_their_threads() -> None:
+    """Hung calls keep their threads: the next call waits for one, within its own
+    bound, instead of starting a fifth."""
+    calls = Calls()
+    release = threading.Event()
+    for n in range(THREADS):
+        with pytest.raises(BackendError):
+            await calls.run(release.wait, 0.05, f"hung {n}")
+    with pytest.raises(BackendError, match="one more: no answer"):
+        await calls.run(lambda: True, 0.3, "one more")
+    assert (
+        len([t for t in threading.enumerate() if t.name.startswith("demi-tooz")])
+        == THREADS
+    )
+    release.set()
+    with anyio.fail_after(PATIENCE):
+        # The freed threads are noticed by polling: there is no event to wait on.
+        while not await _answers(calls):  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+
+
+async def _answers(calls: Calls) -> bool:
+    try:
+        return await calls.run(lambda: True, 0.2, "after")
+    except BackendError:
+        return False

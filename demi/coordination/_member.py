@@ -298,7 +298,10 @@ class Coordinator:
         failures = await conductor.run_only(runnable, stop_timeout=stop_timeout)
         for name, why in failures.items():
             LOG.error("platform %s: did not start here: %s", name, why)
-        await self.locks.release_all_but(runnable)
+        # Not accepting (stopping): run_only stopped nothing, the stop is doing it,
+        # and leave() releases every lock once it is done.
+        if conductor.accepting:
+            await self.locks.release_all_but(runnable)
 
     # -- what the probes read -------------------------------------------------
 
