@@ -571,3 +571,49 @@ async def _answers(calls: Calls) -> bool:
         return await calls.run(lambda: True, 0.2, "after")
     except BackendError:
         return False
+
+
+async def test_a_replica_back_under_its_old_name_is_seen_by_the_others(
+    tmp_path: Path, connection_counter: ConnectionCounter
+) -> None:
+    """A replica killed and started again as the same member (systemd's demi@1, a
+    StatefulSet's pod) finds its old record on the file driver, expired but not
+    cleared: it joins afresh, so the others count it again."""
+    url = f"file://{tmp_path / 'coord'}?timeout=2"
+    dead = Backend(url, "a", "demi.platforms")
+    await anyio.to_thread.run_sync(dead.start)
+    await anyio.to_thread.run_sync(dead.beat, [])  # joined; then never heard of
+    await anyio.sleep(2.5)  # its record expires, and stays
+    replicas = [Replica(fleet(url, m, connection_counter, accounts=2)) for m in "ab"]
+    async with anyio.create_task_group() as group:
+        for replica in replicas:
+            group.start_soon(replica.run)
+        with anyio.fail_after(PATIENCE):
+            await wait_until(
+                lambda: all(r.coordinator.members == {"a", "b"} for r in replicas)
+            )
+            await wait_until(lambda: runs_once(replicas, ["acct0", "acct1", "plain0"]))
+        for replica in replicas:
+            await replica.stop()
+
+
+@pytest.mark.parametrize("command", [["run"], ["check"]])
+def test_a_backend_tooz_does_not_know_is_a_usage_error_before_anything_starts(
+    tmp_path: Path, command: list[str]
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    env["DEMI_COORDINATION_URL"] = f"nosuch://user:{SECRET}@127.0.0.1"
+    done = subprocess.run(
+        [str(DEMI), *command],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE * 3,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("demi: error: coordination_url: tooz has no driver")
+    assert "(from environment variable DEMI_COORDINATION_URL)" in line
+    assert SECRET not in done.stderr + done.stdout

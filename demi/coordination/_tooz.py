@@ -200,7 +200,11 @@ class Backend:
         try:
             self._coordinator.join_group_create(self.group)
         except coordination.MemberAlreadyExist:
-            pass  # our own record, expired but not yet cleared (file driver)
+            # Our own record, expired but not cleared (a replica killed and started
+            # again under the same name, on the file driver): the driver does not
+            # count it as joined, so it would never refresh it. Leave, join afresh.
+            self._coordinator.leave_group(self.group).get()
+            self._coordinator.join_group_create(self.group)
 
     @_translating
     def members(self) -> set[str]:
