@@ -10,8 +10,13 @@ generous allowance for starting the instances on a loaded machine.
 
 from __future__ import annotations
 
+import base64
+import json
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from connection_counter import Account, ConnectionCounter
@@ -334,3 +339,124 @@ def test_a_rolling_update_moves_instances_without_double_connections(
         replicas.wait("every member running its share", settled, CONVERGE)
         never_doubled(connection_counter)
     assert all(took < HANDOVER for took in handovers.values()), handovers
+
+
+def expire_lock(backend: Backend, instance: str) -> None:
+    """Make the backend drop the lock that guards ``instance``, as its expiry would:
+    on etcd, revoke the lease the lock's key lives on; on Redis, delete its key."""
+    if isinstance(backend.server, EtcdServer):
+        found = _etcd(
+            backend.server, "kv/range", key="/tooz/locks", range_end="/tooz/lockt"
+        )
+        kvs = [
+            kv
+            for kv in found.get("kvs", [])
+            if _text(kv["key"]).endswith(f".{instance}")
+        ]
+        assert len(kvs) == 1, found
+        _etcd(backend.server, "lease/revoke", ID=kvs[0]["lease"])
+    else:
+        assert isinstance(backend.server, RedisServer)
+        import redis
+
+        with redis.Redis(port=backend.server.port) as client:
+            keys = client.keys(f"*.{instance}_lock")
+            assert len(keys) == 1, keys
+            assert client.delete(*keys) == 1
+
+
+def _text(encoded: str) -> str:
+    return base64.b64decode(encoded).decode()
+
+
+def _etcd(etcd: EtcdServer, path: str, **body: str) -> dict[str, Any]:
+    """A call to etcd's v3 JSON gateway; keys (``key``, ``range_end``) are given as
+    text and sent base64-encoded, as the gateway wants them."""
+    for name in ("key", "range_end"):
+        if name in body:
+            body[name] = base64.b64encode(body[name].encode()).decode()
+    request = urllib.request.Request(
+        f"{etcd.url}/v3/{path}", data=json.dumps(body).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        answer: dict[str, Any] = json.loads(reply.read())
+        return answer
+
+
+#: A lost lock is found at the next heartbeat (T/4); the instance then stops, and
+#: starts again once its lock is taken afresh.
+RELOCK = 0.25 * TIMEOUT + ALLOWANCE / 2
+
+
+@pytest.mark.parametrize(
+    ("driver", "conductor"), [("etcd", "asyncio"), ("redis", "trio")]
+)
+def test_a_lock_lost_under_a_running_replica_stops_its_instance(
+    tmp_path: Path,
+    driver: str,
+    conductor: str,
+    backend: Backend,
+    connection_counter: ConnectionCounter,
+) -> None:
+    """The backend drops one instance's lock (its lease or key gone, as on expiry)
+    while the replica keeps in contact: the replica stops that instance (another
+    member could take the lock now), then takes the lock again and reconnects it;
+    the other instances are left alone."""
+    config = tmp_path / "demi.toml"
+    accounts = write_config(tmp_path, connection_counter.address, 3)
+    with fleet(tmp_path, MEMBERS[:1], config, backend.url, conductor) as replicas:
+        replicas.wait(
+            "every instance connected once",
+            lambda: (
+                all_connected_once(connection_counter, accounts)
+                and replicas.agreed_owners()
+            ),
+            CONVERGE,
+        )
+        # Past the start-up, where a slow join can make a replica fence itself
+        # once (see test_a_single_replica_connects_each_account_once).
+        time.sleep(TIMEOUT)
+        before = {a: s.total for a, s in connection_counter.accounts().items()}
+        expire_lock(backend, "a01")
+        replicas.wait(
+            "a01 reconnected under a new lock",
+            lambda: (
+                (seen := connection_counter.accounts())["a01"].total
+                == before["a01"] + 1
+                and seen["a01"].current == 1
+            ),
+            RELOCK,
+        )
+        never_doubled(connection_counter)
+        after = {a: s.total for a, s in connection_counter.accounts().items()}
+        codes = [r.terminate() for r in replicas.replicas.values()]
+    assert after == {**before, "a01": before["a01"] + 1}
+    assert codes == [0], replicas.output()
+    assert "a01: its lock was lost" in replicas.output()
+
+
+@pytest.mark.parametrize(("driver", "conductor"), [("redis", "asyncio")])
+def test_a_single_replica_connects_each_account_once(
+    tmp_path: Path,
+    driver: str,
+    conductor: str,
+    backend: Backend,
+    connection_counter: ConnectionCounter,
+) -> None:
+    """One replica on a fresh group owns everything from the start: each account
+    is connected once and stays so for a whole expiry after (no self-fencing while
+    the backend answers, however long creating the group took)."""
+    config = tmp_path / "demi.toml"
+    accounts = write_config(tmp_path, connection_counter.address, 3)
+    with fleet(tmp_path, MEMBERS[:1], config, backend.url, conductor) as replicas:
+        replicas.wait(
+            "every instance connected",
+            lambda: all_connected_once(connection_counter, accounts),
+            CONVERGE,
+        )
+        time.sleep(TIMEOUT)  # nothing may happen: a whole expiry of quiet
+        totals = {a: s.total for a, s in connection_counter.accounts().items()}
+        codes = [r.terminate() for r in replicas.replicas.values()]
+    assert totals == dict.fromkeys(accounts, 1), replicas.output()
+    assert codes == [0], replicas.output()
+    assert "no answer from the backend" not in replicas.output()
