@@ -572,7 +572,7 @@ def rebalance(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
             f"{driver} ({backend}) fail-over (s)",
             ("demi: death to active elsewhere", took),
             (f"expiry ?timeout={timeout}", [float(timeout)] * len(took)),
-            target=3.0,
+            target=2.0,
         )
         check.note = f"median {summarize(took).median:.2f} s"
         result.checks.append(check)

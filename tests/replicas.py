@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,15 +159,24 @@ class Fleet:
 
     replicas: dict[str, Replica]
 
-    def healths(self) -> dict[str, dict[str, Any] | None]:
-        """Each running replica's /health (None for one that does not answer)."""
-        return {m: r.health() for m, r in self.replicas.items() if r.alive}
+    def healths(
+        self, among: Collection[str] | None = None
+    ) -> dict[str, dict[str, Any] | None]:
+        """Each running replica's /health (None for one that does not answer), of
+        the members ``among`` (default: all)."""
+        return {
+            m: r.health()
+            for m, r in self.replicas.items()
+            if r.alive and (among is None or m in among)
+        }
 
-    def agreed_owners(self) -> dict[str, str] | None:
-        """The owners every running replica's /health names, when they all answer
-        and agree and every instance has an owner that runs and shows it active;
-        else None."""
-        healths = self.healths()
+    def agreed_owners(
+        self, among: Collection[str] | None = None
+    ) -> dict[str, str] | None:
+        """The owners the /health of every running replica (of the members
+        ``among``) names, when they all answer and agree and every instance has an
+        owner among them that shows it active; else None."""
+        healths = self.healths(among)
         if not healths or any(h is None for h in healths.values()):
             return None
         views = [owners(h) for h in healths.values() if h is not None]
@@ -215,12 +224,21 @@ class Fleet:
 
 @contextmanager
 def fleet(
-    root: Path, members: list[str], config: Path, coordination_url: str, backend: str
+    root: Path,
+    members: list[str],
+    config: Path,
+    coordination_url: str,
+    backend: str,
+    urls: Mapping[str, str] | None = None,
 ) -> Iterator[Fleet]:
-    """Start one replica per member id; stop (SIGTERM, then SIGKILL) whatever still
-    runs afterwards."""
+    """Start one replica per member id, each with ``coordination_url`` unless
+    ``urls`` gives it another (a way to the same backend through a proxy); stop
+    (SIGTERM, then SIGKILL) whatever still runs afterwards."""
+    urls = urls or {}
     replicas = {
-        member: Replica(member, root / member, config, coordination_url, backend)
+        member: Replica(
+            member, root / member, config, urls.get(member, coordination_url), backend
+        )
         for member in members
     }
     try:

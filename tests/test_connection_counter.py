@@ -75,7 +75,9 @@ def test_a_connection_reset_counts_as_closed(
 
 
 @pytest.mark.parametrize(
-    "first", [b"HI alice\n", b"HELLO\n", b"HELLO a b\n", b"x" * 2000], ids=repr
+    "first",
+    [b"HI alice\n", b"HELLO\n", b"HELLO a b\n", b"x" * 2000],
+    ids=["other-verb", "no-account", "two-words", "no-newline-in-1k"],
 )
 def test_anything_but_hello_and_an_account_is_refused(
     connection_counter: ConnectionCounter, first: bytes
