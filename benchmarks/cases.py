@@ -1,6 +1,6 @@
-"""The cases of issue 6 (1 to 7) and issue 10 (8), each comparing demi with what a
-user would write by hand; issue 11's (9 to 11, process isolation) are in
-``_isolation.py``.
+"""The cases of issue 6 (1 to 7), issue 10 (8) and issue 13 (12), each comparing
+demi with what a user would write by hand (or, for 12, with the backend's own floor);
+issue 11's (9 to 11, process isolation) are in ``_isolation.py``.
 
 Every case returns a :class:`CaseResult`: the checks for the table (ratio of medians
 against a target) and the raw samples for the JSON. Modes are interleaved: each round
@@ -484,6 +484,53 @@ def inbound(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
     return result
 
 
+# -- 9 ------------------------------------------------------------------------
+
+#: Full run: (tooz driver, conductor backend); the expiry (``?timeout=``, seconds)
+#: is 2 because etcd refuses leases shorter than about 1.5 s.
+_REBALANCE = [("etcd", "asyncio"), ("redis", "trio"), ("file", "asyncio")]
+
+
+def rebalance(sandbox: Sandbox, plan: Plan, log: Log) -> CaseResult:
+    """Case 12: from a member's SIGKILL to its instances active on the survivors,
+    against the backend's expiry, the floor. Quick: the file driver only, two
+    members, six instances, one round, a 1 s expiry."""
+    from ._rebalance import fail_overs
+
+    members, instances = (2, 6) if plan.quick else (3, 30)
+    timeout = 1 if plan.quick else 2
+    drivers = [("file", "asyncio")] if plan.quick else _REBALANCE
+    reps = plan.reps(5)
+    result = CaseResult(
+        "12",
+        f"rebalance: {members} demi run replicas, {instances} exclusive instances; "
+        "a member's SIGKILL to its instances connected elsewhere vs the backend's "
+        "expiry",
+    )
+    for driver, backend in drivers:
+        log(f"case 12: {driver} on {backend}, expiry {timeout} s, {reps} rounds")
+        took = fail_overs(
+            driver,
+            timeout=timeout,
+            members=members,
+            instances=instances,
+            rounds=reps,
+            backend=backend,
+            log=log,
+        )
+        check = compare(
+            "12",
+            f"{driver} ({backend}) fail-over (s)",
+            ("demi: death to active elsewhere", took),
+            (f"expiry ?timeout={timeout}", [float(timeout)] * len(took)),
+            target=2.0,
+        )
+        check.note = f"median {summarize(took).median:.2f} s"
+        result.checks.append(check)
+        result.data[driver] = {"backend": backend, "expiry_s": timeout, "samples": took}
+    return result
+
+
 CASES: dict[str, Callable[[Sandbox, Plan, Log], CaseResult]] = {
     "1": discovery,
     "2": load_one,
@@ -496,4 +543,5 @@ CASES: dict[str, Callable[[Sandbox, Plan, Log], CaseResult]] = {
     "9": isolated_dispatch,
     "10": isolated_spawn,
     "11": isolated_memory,
+    "12": rebalance,
 }

@@ -91,6 +91,9 @@ class Conductor(AsyncContextManagerMixin):
         self._observers: list[RequestObserver] = []
         self._accepting = False
         self._stop_scope: anyio.CancelScope | None = None
+        # The instances this conductor runs, when it runs a share of them (a
+        # member of a coordination group); None: every enabled instance.
+        self._assigned: frozenset[str] | None = None
         self._inbound = Inbound(lambda: self.settings, self.reply, handler)
 
     @asynccontextmanager
@@ -150,8 +153,13 @@ class Conductor(AsyncContextManagerMixin):
         check_drivers(self.manager, self.settings, specs)
         await check_configs(self.manager, self.settings, specs)
         self._accepting = True
+        # Every instance gets its route, in configuration order, so instances()
+        # lists those run elsewhere too; only this conductor's share starts.
+        for name, spec in specs.items():
+            self._route_for(name, spec)
+        mine = {name: spec for name, spec in specs.items() if self.runs_here(name)}
         try:
-            failures = await self._start_all(specs)
+            failures = await self._start_all(mine)
         except BaseException:
             await self.stop()
             raise
@@ -180,6 +188,63 @@ class Conductor(AsyncContextManagerMixin):
             for route in routes:
                 group.start_soon(start_one, route)
         return failures
+
+    # -- a share of the instances ----------------------------------------------
+
+    def runs_here(self, instance: str) -> bool:
+        """Whether ``instance`` is this conductor's to run: every instance is, unless
+        :meth:`assign` or :meth:`run_only` gave it a share."""
+        return self._assigned is None or instance in self._assigned
+
+    def assign(self, names: Iterable[str] | None) -> None:
+        """Before :meth:`start`: run only ``names`` among the enabled instances (the
+        others are listed, never started); ``None``: all of them."""
+        self._assigned = None if names is None else frozenset(names)
+
+    async def run_only(
+        self, names: Iterable[str], *, stop_timeout: float | None = None
+    ) -> dict[str, str]:
+        """Make the running share exactly ``names`` (among the enabled instances):
+        stop those outside it (side by side, each as a removed instance is stopped:
+        its requests drain, then its platform shuts down, bounded by
+        ``stop_timeout``, else ``shutdown_timeout``) and then start those in it that
+        are not running, through the same start path as :meth:`start`.
+
+        Before :meth:`start` (or once stopping) it only records the share.
+
+        :returns: the instances that did not start, with the reason.
+        """
+        self._assigned = frozenset(names)
+        if not self._accepting:
+            return {}
+        leaving = [
+            route
+            for name, route in self._routes.items()
+            if not self.runs_here(name) and self.manager.state_of(route.key) is not None
+        ]
+        if leaving:
+            async with anyio.create_task_group() as group:
+                for route in leaving:
+                    group.start_soon(self._give_up_share, route, stop_timeout)
+        wanted = self.settings.enabled_platforms()
+        for name, spec in wanted.items():
+            self._route_for(name, spec)
+        joining = {
+            name: spec
+            for name, spec in wanted.items()
+            if self.runs_here(name)
+            and self.manager.state_of(self._routes[name].key) is None
+        }
+        return await self._start_all(joining) if joining else {}
+
+    async def _give_up_share(self, route: Route, timeout: float | None) -> None:
+        async with self._swap_lock(route.instance):
+            current = self._routes.get(route.instance, route)
+            await self._retire(current, timeout)
+            self._started.pop(route.instance, None)
+            LOG.info(
+                "platform %s: stopped here (no longer this one's share)", route.instance
+            )
 
     def _route_for(self, name: str, spec: PlatformSettings) -> Route:
         route = self._routes.get(name)
@@ -361,6 +426,10 @@ class Conductor(AsyncContextManagerMixin):
         did not start, if it did not. Ends with nothing routed or running for the
         instance when a reload removed it meanwhile."""
         instance = old.instance
+        if not self.runs_here(instance):
+            # Another member of the coordination group runs it: nothing starts here.
+            old.resize(spec)
+            return "it is not run here (another member of the group runs it)"
         key = f"{instance}{_GENERATION_MARK}{next(self._generations)}"
         new = Route.to(instance, spec, key)
         if await self._exclusive(old, spec):
@@ -411,13 +480,31 @@ class Conductor(AsyncContextManagerMixin):
                     if proxy.shape.exclusive:
                         return True
                 continue
-            try:
-                plugin = await self.manager.resolve_driver(each.driver)
-            except DemiError:
-                continue  # its load will fail and say why
-            if is_exclusive(plugin):
+            if await self._driver_exclusive(each.driver):
                 return True
         return False
+
+    async def _driver_exclusive(self, driver: str) -> bool:
+        """Whether an in-process driver is exclusive (importing it if need be)."""
+        try:
+            plugin = await self.manager.resolve_driver(driver)
+        except DemiError:
+            return False  # its load will fail and say why
+        return is_exclusive(plugin)
+
+    async def exclusive(self, instance: str) -> bool:
+        """Whether the driver behind ``instance`` is ``exclusive`` (it holds what
+        only one instance may hold, such as a bot's connection); ``False`` for an
+        instance that is not configured or a driver that is not installed."""
+        spec = self.spec_of(instance) or self.settings.platforms.get(instance)
+        if spec is None:
+            return False
+        if spec.isolation == "process":
+            route = self._routes.get(instance)
+            proxy = self._proxy_of(route) if route is not None else None
+            # Never imported here: until its child has said, guard it as if it were.
+            return proxy.shape.exclusive if proxy is not None else True
+        return await self._driver_exclusive(spec.driver)
 
     def _active(self, route: Route) -> bool:
         return self.manager.state_of(route.key) is PluginState.ACTIVE
@@ -479,6 +566,10 @@ class Conductor(AsyncContextManagerMixin):
             if name in to_add:
                 continue
             route = self._routes[name]
+            if not self.runs_here(name) and self.manager.state_of(route.key) is None:
+                route.resize(spec)  # run elsewhere: nothing to swap here
+                result.unchanged.append(name)
+                continue
             if _where(route.spec) != _where(spec):
                 # Into or out of a process (or another memory limit): a fresh
                 # platform with the whole new spec, beside the old one as ever.
@@ -503,7 +594,13 @@ class Conductor(AsyncContextManagerMixin):
             else:
                 result.unchanged.append(name)
             self._routes[name].resize(spec)
-        result.failed.update(await self._start_all(to_add))
+        for name, spec in to_add.items():
+            self._route_for(name, spec)
+        result.failed.update(
+            await self._start_all(
+                {n: s for n, s in to_add.items() if self.runs_here(n)}
+            )
+        )
         result.added.extend(n for n in to_add if n not in result.failed)
         LOG.info(
             "reloaded: added %s, removed %s, switched %s, upgraded %s, failed %s",

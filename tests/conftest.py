@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+# Fixtures of the coordination tests: real etcd and Redis servers and the loopback
+# connection counter.
+pytest_plugins = ["coordination_fixtures"]
+
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:

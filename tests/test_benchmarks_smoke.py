@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = {"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}
+CASES = {"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"}
 
 
 @pytest.mark.slow

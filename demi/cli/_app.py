@@ -36,6 +36,10 @@ from ._signals import (
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from ..conductor import InstanceStatus
+    from ..coordination.checking import CheckClaim
+    from ..platforms.base import PluginHealth
+
 LOG = get_logger("demi.cli")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -192,29 +196,59 @@ def check(opts: Options, *, as_json: bool, backend: str | None) -> int:
 
     async def round_trip(guard: StopGuard) -> list[dict[str, Any]]:
         conductor = Conductor(settings, config_file=opts.config_file)
+        claim = _claim_for(conductor)
         guard.on_abort(conductor.abort)
         # The session hosts listening platforms' connections and the handler.
         async with conductor.session():
             try:
+                if claim is not None:
+                    await claim.claim()  # never joins: starts only what it may
                 with _render.progress(conductor, "Starting platforms"):
                     await conductor.start()
                 with _render.status("Checking health"):
                     health = await conductor.check_health()
-                return [_render.instance_row(status, health.get(status.instance))
+                return [_row(status, health.get(status.instance), claim)
                         for status in conductor.instances()]  # fmt: skip
             finally:
                 # Also whatever had started when start-up was cut short.
                 guard.arm()
                 with _render.status("Stopping"):
                     await conductor.stop()
+                if claim is not None:
+                    await claim.release()
 
     rows = _run_guarded(_backend(settings, backend), round_trip, settings)
-    healthy = bool(rows) and all(row["health"] == "healthy" for row in rows)
+    checked = [row for row in rows if row["health"] != UNCHECKED]
+    healthy = bool(checked) and all(row["health"] == "healthy" for row in checked)
     if as_json:
         _render.print_json({"healthy": healthy, "platforms": rows})
     else:
         _render.check_table(rows, healthy)
     return EXIT_OK if healthy else EXIT_FAILED
+
+
+#: ``demi check``'s health of an instance another replica of the fleet holds.
+UNCHECKED = "unchecked"
+
+
+def _claim_for(conductor: Conductor) -> CheckClaim | None:
+    if conductor.settings.coordination_url is None:
+        return None
+    from ..coordination.checking import CheckClaim
+
+    return CheckClaim(conductor)
+
+
+def _row(
+    status: InstanceStatus, health: PluginHealth | None, claim: CheckClaim | None
+) -> dict[str, Any]:
+    """One row of ``demi check``, with its ``owner`` (``None`` when nothing is
+    coordinated); an instance another member holds is ``unchecked``."""
+    row = _render.instance_row(status, health)
+    row["owner"] = claim.owner.get(status.instance) if claim is not None else None
+    if claim is not None and status.instance in claim.unchecked:
+        row.update(health=UNCHECKED, error=None)
+    return row
 
 
 def request(opts: Options, *, instance: str, payload: str, backend: str | None) -> int:

@@ -158,20 +158,27 @@ def check_table(rows: list[dict[str, Any]], healthy: bool) -> None:
     lines, however narrow the output (see ``_layout``)."""
     from ._layout import Cell, Column, print_rows
 
-    colours = {"healthy": "green", "degraded": "yellow"}
+    colours = {"healthy": "green", "degraded": "yellow", "unchecked": "cyan"}
+    # Coordinated (coordination_url): which replica owns each instance.
+    owners = any(row.get("owner") for row in rows)
     columns = [Column("Instance"), Column("Driver"), Column("State"),
                Column("Health"), Column("Time (ms)"), Column("Error", free=True)]  # fmt: skip
+    if owners:
+        columns.insert(4, Column("Owner"))
     cells = []
     for row in rows:
         millis = row["response_time_ms"]
-        cells.append([
+        line = [
             Cell(row["instance"]),
             Cell(row["driver"]),
             Cell(row["state"] or "-"),
             Cell(row["health"], colours.get(row["health"], "red")),
             Cell(f"{millis:.1f}" if millis is not None else "-"),
             Cell(row["error"] or ""),
-        ])  # fmt: skip
+        ]  # fmt: skip
+        if owners:
+            line.insert(4, Cell(row.get("owner") or "-"))
+        cells.append(line)
     console = _console()
     print_rows(console, "Health", columns, cells)
     console.print("[green]all healthy[/]" if healthy else "[red]not all healthy[/]")

@@ -14,9 +14,10 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 
@@ -27,6 +28,9 @@ from ..exceptions import DemiError
 from ..supervision import Supervisor
 from ._startup_report import named, start_and_report
 from ._watchdog import MARGIN, Watchdog
+
+if TYPE_CHECKING:
+    from ..coordination import Coordinator
 
 LOG = get_logger("demi.run")
 
@@ -66,25 +70,59 @@ async def serve(
     :param listener: a bound socket to serve the HTTP face on (``None``: no HTTP).
     """
     conductor = Conductor(settings, config_file=config_file)
+    coordinator = _coordinator_for(conductor)
     supervisor = Supervisor(conductor)
     # Built before the session, so its metrics observe every inbound event.
     ticker = _Ticker()
-    app = _http_app(conductor, supervisor, ticker) if listener is not None else None
+    app = (
+        _http_app(conductor, supervisor, ticker, coordinator)
+        if listener is not None
+        else None
+    )
     bound = _StopBound(settings.stop_timeout)
     # The session hosts the listening platforms' connections and the handler; its
-    # end stops what is left (nothing, after the bounded stop below).
-    async with conductor.session():
+    # end stops what is left (nothing, after the bounded stop below). The
+    # membership of a coordination group ends after the stop: locks are released
+    # only once what they guard has stopped.
+    async with conductor.session(), _membership(coordinator):
         with anyio.open_signal_receiver(*_STOP_SIGNALS, signal.SIGHUP) as signals:
             await _serve_until_stopped(
-                conductor, supervisor, signals, bound, ticker, listener, app, backend
-            )
+                conductor, coordinator, supervisor, signals, bound, ticker, listener,
+                app, backend,
+            )  # fmt: skip
     bound.cancel()
     LOG.info("stopped")
     return 0
 
 
+def _coordinator_for(conductor: Conductor) -> Coordinator | None:
+    """The coordination of this replica when ``coordination_url`` is set."""
+    if conductor.settings.coordination_url is None:
+        return None
+    from ..coordination import Coordinator
+
+    return Coordinator(conductor)
+
+
+@asynccontextmanager
+async def _membership(coordinator: Coordinator | None) -> AsyncIterator[None]:
+    if coordinator is None:
+        yield
+        return
+    async with coordinator.membership():
+        yield
+
+
+async def _start(conductor: Conductor, coordinator: Coordinator | None) -> None:
+    """Join the group first (when coordinated): only this replica's share starts."""
+    if coordinator is not None:
+        await coordinator.join()
+    await start_and_report(conductor, LOG)
+
+
 async def _serve_until_stopped(
     conductor: Conductor,
+    coordinator: Coordinator | None,
     supervisor: Supervisor,
     signals: Any,
     bound: _StopBound,
@@ -95,7 +133,7 @@ async def _serve_until_stopped(
 ) -> None:
     """Start, supervise and serve until a stop signal; then stop, bounded."""
     settings = conductor.settings
-    starting = partial(start_and_report, conductor, LOG)
+    starting = partial(_start, conductor, coordinator)
     interrupted = await _unless_stopped(starting, "start-up", signals, bound)
     if interrupted is not None:
         await conductor.stop()
@@ -116,6 +154,9 @@ async def _serve_until_stopped(
                 await supervisor.run()
 
         group.start_soon(supervise)
+        rebalancing = anyio.CancelScope()
+        if coordinator is not None:
+            group.start_soon(_rebalance, coordinator, rebalancing)
         if listener is not None:
             await _start_http(group, app, listener, backend, http_stop)
         names = named([status.instance for status in conductor.instances()])
@@ -126,6 +167,7 @@ async def _serve_until_stopped(
             "%s received: stopping (bounded by %gs)", received, settings.stop_timeout
         )
         supervising.cancel()
+        rebalancing.cancel()  # nothing starts once the stop has begun
         async with anyio.create_task_group() as stopping:
             stopping.start_soon(_abort_on_second_signal, signals, conductor)
             await conductor.stop()
@@ -135,6 +177,11 @@ async def _serve_until_stopped(
         http_stop.set()
         ticking.cancel()
         group.cancel_scope.deadline = anyio.current_time() + _HTTP_GRACE
+
+
+async def _rebalance(coordinator: Coordinator, scope: anyio.CancelScope) -> None:
+    with scope:
+        await coordinator.rebalancing()
 
 
 def open_listener(host: str, port: int, settings: DemiSettings) -> socket.socket:
@@ -215,7 +262,12 @@ class _Ticker:
             await anyio.sleep(_TICK)
 
 
-def _http_app(conductor: Conductor, supervisor: Supervisor, ticker: _Ticker) -> Any:
+def _http_app(
+    conductor: Conductor,
+    supervisor: Supervisor,
+    ticker: _Ticker,
+    coordinator: Coordinator | None,
+) -> Any:
     from ..http import create_app
 
     token = conductor.settings.http_token
@@ -224,6 +276,7 @@ def _http_app(conductor: Conductor, supervisor: Supervisor, ticker: _Ticker) -> 
         supervisor,
         token=token.get_secret_value() if token else None,
         heartbeat=ticker.last_tick,
+        coordinator=coordinator,
     )
 
 

@@ -34,7 +34,9 @@ class _Tally:
     """Which instances have come up and which have failed, by their transitions."""
 
     def __init__(self, conductor: Conductor) -> None:
-        self.total = len(conductor.settings.enabled_platforms())
+        # A replica of a coordination group starts its own share only.
+        enabled = conductor.settings.enabled_platforms()
+        self.total = sum(1 for name in enabled if conductor.runs_here(name))
         self.up: set[str] = set()
         # Insertion-ordered: the line names them in the order they failed.
         self.failed: dict[str, None] = {}

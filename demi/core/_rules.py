@@ -5,17 +5,23 @@ Exported from :mod:`demi.core.config`; kept apart so the settings module stays s
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Annotated
+import socket
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 __all__ = [
     "INSTANCE_NAME_PATTERN",
     "MAX_SECONDS",
+    "MEMBER_NAME_PATTERN",
     "InstanceName",
+    "MemberName",
+    "Replicas",
     "Seconds",
+    "default_member_id",
     "is_instance_name",
 ]
 
@@ -50,3 +56,42 @@ def _check_instance_name(name: str) -> str:
 
 #: The key of one platform instance, checked against :data:`INSTANCE_NAME_PATTERN`.
 InstanceName = Annotated[str, AfterValidator(_check_instance_name)]
+
+
+#: What a coordination member id or group name must match in full: 1 to 128 ASCII
+#: letters, digits, ``.``, ``_``, ``:``, ``@`` and ``-``, starting with a letter or
+#: digit. A Kubernetes pod name fits; a space, a slash or a control character (which
+#: would garble a log line or a backend key) does not.
+MEMBER_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+
+
+def _check_member_name(name: str) -> str:
+    if MEMBER_NAME_PATTERN.fullmatch(name) is None:
+        raise PydanticCustomError(
+            "member_name",
+            "not a valid name: use 1 to 128 letters, digits, '.', '_', ':', '@' "
+            "and '-', starting with a letter or digit",
+        )
+    return name
+
+
+#: A coordination member id or group name, checked against :data:`MEMBER_NAME_PATTERN`.
+MemberName = Annotated[str, AfterValidator(_check_member_name)]
+
+
+def default_member_id() -> str:
+    """This process's name in a coordination group: the host name, ``-``, the
+    process id (characters a member id may not hold become ``-``)."""
+    host = re.sub(r"[^A-Za-z0-9._:@-]", "-", socket.gethostname()).lstrip("._:@-")
+    name = f"{host[:100] or 'demi'}-{os.getpid()}"
+    return name
+
+
+def _replicas_from_text(value: Any) -> Any:
+    # An environment variable is text: DEMI_PLATFORMS__CHAT__REPLICAS=1 means 1.
+    return 1 if isinstance(value, str) and value.strip() == "1" else value
+
+
+#: How many replicas of a coordination group run an instance: ``1`` (the member the
+#: hash ring names) or ``"all"``.
+Replicas = Annotated[Literal[1, "all"], BeforeValidator(_replicas_from_text)]

@@ -26,11 +26,14 @@ the key and where it came from, never the value):
 * Instance names (the keys of ``platforms``) match :data:`INSTANCE_NAME_PATTERN`: 1 to
   64 lower-case letters, digits, ``-`` and ``_``, starting with a letter or digit.
 * ``http_token``, when set, is not empty: unset it to turn authentication off.
+* ``coordination_url``, when set, is a URL with a scheme (``etcd3+http://...``);
+  ``member_id`` and ``coordination_group`` match ``MEMBER_NAME_PATTERN``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -66,7 +69,7 @@ from ._reading import (
 )
 from ._rules import INSTANCE_NAME_PATTERN as INSTANCE_NAME_PATTERN
 from ._rules import MAX_SECONDS as MAX_SECONDS
-from ._rules import InstanceName, Seconds
+from ._rules import InstanceName, MemberName, Replicas, Seconds, default_member_id
 from ._rules import is_instance_name as is_instance_name
 from ._sources import ENV_PREFIX, read_dotenv, source_of
 from ._variables import CONFIG_VARIABLE, check_variables
@@ -85,6 +88,9 @@ __all__ = [
 
 #: Read when ``DEMI_CONFIG`` is not set and the file exists in the working directory.
 DEFAULT_CONFIG_FILE = "demi.toml"
+
+# A tooz URL: a scheme, "://", then anything printable without spaces.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
 
 
 class PlatformSettings(BaseModel):
@@ -121,6 +127,10 @@ class PlatformSettings(BaseModel):
     #: platform counts as stably healthy and its restart count starts again from
     #: zero.
     restart_window: Seconds = 60.0
+    #: With ``coordination_url`` set: ``1``, exactly one replica of the group runs
+    #: it (the member the hash ring names); ``"all"``, every replica does (for a
+    #: stateless request platform). Without coordination every instance runs here.
+    replicas: Replicas = 1
     #: Where the platform runs: ``"inproc"`` in demi's own process, or ``"process"``
     #: in a child process of the same interpreter that imports only its driver, so
     #: that a crash, a blocked loop or a swallowed cancellation ends the child, not
@@ -185,6 +195,16 @@ class DemiSettings(BaseSettings):
     handler_concurrency: PositiveInt = 64
     #: Bound on one handler call.
     handler_timeout: Seconds = 30.0
+    #: A tooz backend URL (``etcd3+http://127.0.0.1:2379?timeout=10``,
+    #: ``redis://...``, ``file:///var/lib/demi/coord``), passed to tooz as it is:
+    #: replicas with the same URL and group share one set of instances, each
+    #: instance run by one of them. Secret (it may carry a password). Unset: this
+    #: conductor runs every enabled instance and nothing is coordinated.
+    coordination_url: SecretStr | None = None
+    #: This replica's name in the coordination group (in Kubernetes, the pod name).
+    member_id: MemberName = Field(default_factory=default_member_id)
+    #: The coordination group; ``None`` derives it from ``namespace``.
+    coordination_group: MemberName | None = None
     #: Platform instances by name (see :data:`INSTANCE_NAME_PATTERN`); the built-in
     #: ``echo`` when none are configured.
     platforms: dict[InstanceName, PlatformSettings] = Field(
@@ -217,6 +237,16 @@ class DemiSettings(BaseSettings):
         if token is not None and not token.get_secret_value().strip():
             raise ValueError("must not be empty: unset it to turn authentication off")
         return token
+
+    @field_validator("coordination_url")
+    @classmethod
+    def _url_has_a_scheme(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and _URL.fullmatch(url.get_secret_value()) is None:
+            raise ValueError(
+                "not a coordination URL: expected SCHEME://..., for example "
+                "etcd3+http://127.0.0.1:2379 or file:///var/lib/demi/coord"
+            )
+        return url
 
     @property
     def config_file(self) -> Path | None:

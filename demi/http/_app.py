@@ -15,6 +15,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..conductor import Conductor
+from ..coordination import Coordinator
+from ..coordination.views import health_section, owner_of_each, readiness_problems
 from ..supervision import Supervisor
 from ._json import SafeJSONResponse
 from ._request import request_endpoint
@@ -59,11 +61,15 @@ def create_app(
     token: str | None = None,
     heartbeat: Callable[[], float] | None = None,
     stale_after: float = 10.0,
+    coordinator: Coordinator | None = None,
 ) -> Starlette:
     """Build the ASGI app.
 
     :param token: when set, required as a bearer token on all but the probes and
         the webhooks (whose platforms verify their services' signatures).
+    :param coordinator: this replica's membership of a coordination group, if it
+        has one: ``/health`` then names each instance's ``owner`` and shows the
+        group, ``/readyz`` waits for this replica's own share, ``/metrics`` counts.
     :param heartbeat: returns the monotonic time the conductor's loop last ticked;
         ``/healthz`` fails once it is older than ``stale_after`` seconds, and also
         whenever ``supervisor.liveness()`` names a reason (health rounds stopped).
@@ -71,7 +77,14 @@ def create_app(
     Every JSON answer is strict JSON with registered secrets redacted, whatever a
     plugin put into its health or errors: ``/readyz`` needs no token.
     """
-    metrics = Metrics(conductor, supervisor)
+    metrics = Metrics(conductor, supervisor, coordinator)
+
+    def readiness() -> tuple[bool, dict[str, str]]:
+        # This replica's own share: the supervisor's view, and what it owns but
+        # cannot run yet (its lock held elsewhere, the backend unreachable).
+        ready, problems = supervisor.readiness()
+        problems.update(readiness_problems(coordinator))
+        return ready and not problems, problems
 
     async def healthz(request: Request) -> Response:
         age = time.monotonic() - heartbeat() if heartbeat else 0.0
@@ -87,13 +100,21 @@ def create_app(
         return SafeJSONResponse({"status": "alive"})
 
     async def readyz(request: Request) -> Response:
-        ready, problems = supervisor.readiness()
+        ready, problems = readiness()
         if ready:
             return SafeJSONResponse({"status": "ready"})
         return SafeJSONResponse({"status": "not ready", "platforms": problems}, 503)
 
     async def health(request: Request) -> Response:
-        return SafeJSONResponse(supervisor.snapshot())
+        body = supervisor.snapshot()
+        owners = owner_of_each(coordinator)
+        for name, platform in body["platforms"].items():
+            platform["owner"] = owners.get(name)
+        body["coordination"] = health_section(coordinator)
+        ready, _ = readiness()
+        if body["ready"] and not ready:
+            body.update(ready=False, status="unhealthy")
+        return SafeJSONResponse(body)
 
     async def prometheus(request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)

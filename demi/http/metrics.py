@@ -40,10 +40,15 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from ..conductor import Conductor
+from ..coordination import Coordinator
 from ..platforms.base import HealthStatus, PluginHealth
 from ..platforms.inbound import InboundEvent
 from ..plugins.base import PluginState
@@ -67,9 +72,15 @@ class Metrics:
     its current status has value 1 and the others 0.
     """
 
-    def __init__(self, conductor: Conductor, supervisor: Supervisor) -> None:
+    def __init__(
+        self,
+        conductor: Conductor,
+        supervisor: Supervisor,
+        coordinator: Coordinator | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
+        registry.register(_Coordination(conductor, coordinator))
         self.up = Gauge(
             "demi_platform_up", "1 while the platform is active.", ["platform"],
             registry=registry,
@@ -197,6 +208,47 @@ class Metrics:
                     1 if value is current else 0
                 )
         return generate_latest(self._exposed)
+
+
+class _Coordination(Collector):
+    """The replica's place in its coordination group, read from its coordinator at
+    each scrape (without coordination: no members, not connected, every enabled
+    instance its own, no rebalance)."""
+
+    def __init__(self, conductor: Conductor, coordinator: Coordinator | None) -> None:
+        self._conductor = conductor
+        self._coordinator = coordinator
+
+    def collect(self) -> Iterable[Metric]:
+        """The four coordination series."""
+        coordinator = self._coordinator
+        if coordinator is None:
+            members, connected, rebalances = 0, 0, 0
+            owned = len(self._conductor.settings.enabled_platforms())
+        else:
+            members = len(coordinator.members)
+            connected = 1 if coordinator.connected else 0
+            owned, rebalances = coordinator.owned(), coordinator.rebalances
+        yield GaugeMetricFamily(
+            "demi_coordination_members",
+            "Members of the coordination group, as this replica last read them.",
+            value=members,
+        )
+        yield GaugeMetricFamily(
+            "demi_owned_instances",
+            "Instances the hash ring gives this replica.",
+            value=owned,
+        )
+        yield CounterMetricFamily(
+            "demi_rebalances",
+            "Changes of the instances the hash ring gives this replica.",
+            value=rebalances,
+        )
+        yield GaugeMetricFamily(
+            "demi_coordination_connected",
+            "1 while the coordination backend answers this replica's heartbeats.",
+            value=connected,
+        )
 
 
 class _WithoutCreated(Collector):
