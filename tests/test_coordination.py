@@ -617,3 +617,46 @@ def test_a_backend_tooz_does_not_know_is_a_usage_error_before_anything_starts(
     assert line.startswith("demi: error: coordination_url: tooz has no driver")
     assert "(from environment variable DEMI_COORDINATION_URL)" in line
     assert SECRET not in done.stderr + done.stdout
+
+
+@pytest.fixture(params=["etcd", "redis"])
+def expiring_backend(request: pytest.FixtureRequest) -> str:
+    """A tooz URL of a backend whose locks can be lost (they expire, or are broken):
+    etcd and Redis (the file driver's locks go only with their process)."""
+    server: Any = request.getfixturevalue(f"{request.param}_server")
+    scheme = "etcd3+" if request.param == "etcd" else ""
+    return f"{scheme}{server.url}?timeout={EXPIRY}"
+
+
+async def test_a_lock_lost_to_another_holder_stops_its_instance_at_once(
+    expiring_backend: str, connection_counter: ConnectionCounter
+) -> None:
+    """An operator breaks the lock and another holder takes it: the next heartbeat
+    finds it lost (not an outage), the instance stops, and it stays stopped while
+    the other holds it."""
+    url = expiring_backend
+    replica = Replica(fleet(url, "a", connection_counter, accounts=1))
+    thief = Backend(url, "thief", "elsewhere")
+    await anyio.to_thread.run_sync(thief.start)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(replica.run)
+            with anyio.fail_after(PATIENCE):
+                await wait_until(lambda: {"acct0", "plain0"} <= replica.active())
+            lock = thief.lock(lock_name("demi.platforms", "acct0"))
+            await anyio.to_thread.run_sync(lock._lock.break_)
+            assert await anyio.to_thread.run_sync(lock.acquire)
+            began = time.monotonic()
+            with anyio.fail_after(EXPIRY + PATIENCE):
+                await wait_until(lambda: connection_counter.connected() == set())
+            assert time.monotonic() - began < EXPIRY
+            assert replica.coordinator.connected  # a loss, not an outage
+            await anyio.sleep(EXPIRY / 2)
+            assert "acct0" not in replica.active()
+            assert "plain0" in replica.active()
+            await anyio.to_thread.run_sync(lock.release)
+            with anyio.fail_after(PATIENCE):
+                await wait_until(lambda: connection_counter.connected() == {"acct0"})
+            await replica.stop()
+    finally:
+        await anyio.to_thread.run_sync(thief.leave)

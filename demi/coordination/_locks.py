@@ -81,13 +81,16 @@ class LockKeeper:
         )  # fmt: skip
         return False
 
-    def forget(self, instance: str) -> None:
-        """Drop a lock found lost: its instance must stop at once. Releasing it
-        later is safe (etcd and Redis release only a lock that is still this
-        holder's) and makes tooz stop refreshing it."""
-        lock = self.held.pop(instance, None)
-        if lock is not None:
-            self._stale.append(lock)
+    def forget(self, lost: HeldLock) -> str | None:
+        """Drop a lock found lost: its instance (returned) must stop at once.
+        Releasing it later is safe (etcd and Redis release only a lock that is
+        still this holder's) and makes tooz stop refreshing it."""
+        for instance, lock in self.held.items():
+            if lock is lost:
+                del self.held[instance]
+                self._stale.append(lock)
+                return instance
+        return None
 
     async def release_all_but(self, keep: set[str]) -> None:
         """Let go of every lock but those of ``keep`` (their instances have stopped);

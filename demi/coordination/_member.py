@@ -19,6 +19,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ..conductor import Conductor
+from ..core.config import DemiSettings
 from ..core.logger import get_logger
 from ..core.secrets import register_secrets
 from ..exceptions import ConfigError
@@ -33,11 +34,10 @@ __all__ = ["Coordinator", "group_of"]
 LOG = get_logger("demi.coordination")
 
 
-def group_of(settings: object) -> str:
-    """The coordination group of ``settings``: ``coordination_group``, else derived
-    from the ``namespace`` (replicas of one namespace share one set of instances)."""
-    group = getattr(settings, "coordination_group", None)
-    return str(group) if group else str(getattr(settings, "namespace", "demi"))
+def group_of(settings: DemiSettings) -> str:
+    """The coordination group of ``settings``: ``coordination_group``, else the
+    ``namespace`` (replicas of one namespace share one set of instances)."""
+    return settings.coordination_group or settings.namespace
 
 
 class Coordinator:
@@ -197,9 +197,9 @@ class Coordinator:
             LOG.info("coordination: the backend answers (group %s)", self.group)
         self.connected, self._contact = True, max(self._contact, began)
         changed = bool(lost)
-        for instance in lost:
+        for lock in lost:
+            instance = self.locks.forget(lock)
             LOG.error("platform %s: its lock was lost; stopping it here", instance)
-            self.locks.forget(instance)
         if self._fenced or self._orphaned:
             self._fenced = self._orphaned = False
             changed = True

@@ -12,6 +12,7 @@ driver runs each call in the calling thread (``executor=synchronous``).
 
 from __future__ import annotations
 
+import base64
 import functools
 import urllib.parse
 from collections.abc import Callable, Iterable
@@ -101,16 +102,24 @@ class HeldLock:
         try:
             lease = getattr(self._lock, "_lease", None)
             if lease is not None:
-                # etcd: tooz's heartbeat says True whatever the refresh found; the
-                # lease's own refresh says -1 once it expired (someone else may
-                # hold the lock by now).
-                return int(lease.refresh()) > 0
+                return self._etcd_still_ours(lease)
             beat = getattr(self._lock, "heartbeat", None)
             return True if beat is None else bool(beat())
         except Exception as err:
             if _lock_not_owned(err):  # Redis: it expired, or another took it
                 return False
             raise BackendError(f"lock {self.name!r}: {_why(err)}") from None
+
+    def _etcd_still_ours(self, lease: Any) -> bool:
+        # tooz's etcd heartbeat says True whatever it found. The lease's own refresh
+        # says -1 once it expired; a lock broken by hand keeps its lease alive, so
+        # the key must also still hold this holder's value (someone else's, or
+        # nothing, once it is not ours).
+        if int(lease.refresh()) <= 0:
+            return False
+        lock = self._lock
+        values = lock._coord.client.get(lock._key.decode())
+        return bool(values) and values[0] == base64.b64decode(lock._uuid)
 
     def release(self) -> None:
         """Let it go (nothing happens if it was not ours)."""
@@ -169,15 +178,15 @@ class Backend:
         return float(expiry) if expiry else 30.0
 
     @_translating
-    def beat(self, locks: Iterable[HeldLock]) -> tuple[set[str], set[str]]:
+    def beat(self, locks: Iterable[HeldLock]) -> tuple[set[str], list[HeldLock]]:
         """One heartbeat: refresh the membership and every lock in ``locks``, join
         the group again if this member is not in it (it expired, or the group is
         new), and read the members.
 
-        :returns: the members, and the names of the locks in ``locks`` found lost.
+        :returns: the members, and the locks of ``locks`` found lost.
         """
         self._coordinator.heartbeat()
-        lost = {lock.name for lock in locks if not lock.refresh()}
+        lost = [lock for lock in locks if not lock.refresh()]
         members = self._members()
         if self.member_id not in members:
             self._join()
