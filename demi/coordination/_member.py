@@ -126,9 +126,10 @@ class Coordinator:
         while True:
             try:
                 backend = self._the_backend()
-                began = anyio.current_time()
                 expiry = await self._calls.run(backend.start, 30.0, "connecting")
                 self.timing = Timing(expiry)
+                # Contact counts from the join's heartbeat, not from connecting.
+                began = anyio.current_time()
                 # Joining may create the group and wait out a race to create it
                 # (tooz backs off up to 1 s): more time than a heartbeat gets.
                 failure = await self._beat(
@@ -168,16 +169,18 @@ class Coordinator:
         self.connected = False
 
     async def _heartbeats(self) -> None:
+        # The first at once: joining may have taken a while (creating the group),
+        # and the fence counts from the join's heartbeat.
         failures = 0
         while True:
+            failed = await self._beat(anyio.current_time())
+            failures = 0 if failed is None else failures + 1
             delay = (
                 self.timing.beat_every
                 if not failures
                 else self.timing.backoff(failures - 1)
             )
             await anyio.sleep(delay)
-            failed = await self._beat(anyio.current_time())
-            failures = 0 if failed is None else failures + 1
 
     async def _beat(self, began: float, timeout: float | None = None) -> str | None:
         """One heartbeat; why it failed, if the backend did not answer."""
