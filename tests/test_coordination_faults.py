@@ -6,7 +6,6 @@ see two connections for one account. Shared bounds: tests/replica_checks.py.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from replica_checks import (
     FENCE,
     MEMBERS,
     RELOCK,
-    TIMEOUT,
     Backend,
     all_connected_once,
     connected,
@@ -188,9 +186,6 @@ def test_a_lock_lost_under_a_running_replica_stops_its_instance(
             ),
             CONVERGE,
         )
-        # Past the start-up, where a slow join can make a replica fence itself
-        # once (see test_a_single_replica_connects_each_account_once).
-        time.sleep(TIMEOUT)
         before = {a: s.total for a, s in connection_counter.accounts().items()}
         expire_lock(coordination_backend, "a01")
         replicas.wait(
