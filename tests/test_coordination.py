@@ -660,3 +660,37 @@ async def test_a_lock_lost_to_another_holder_stops_its_instance_at_once(
             await replica.stop()
     finally:
         await anyio.to_thread.run_sync(thief.leave)
+
+
+#: Runs demi's command line in a Python where tooz cannot be imported.
+WITHOUT_TOOZ = (
+    "import sys; sys.modules['tooz'] = None; from demi.cli import main; "
+    "sys.argv = ['demi', *sys.argv[1:]]; sys.exit(main())"
+)
+
+
+@pytest.mark.parametrize("coordinated", [False, True])
+def test_demi_runs_without_tooz_until_coordination_is_asked_for(
+    tmp_path: Path, coordinated: bool
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMI_")}
+    if coordinated:
+        env["DEMI_COORDINATION_URL"] = f"file://{tmp_path / 'coord'}"
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TOOZ, "check", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE * 3,
+        check=False,
+    )
+    if not coordinated:
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["healthy"] is True
+        return
+    assert done.returncode == 2, done.stderr
+    assert (
+        "coordination_url needs tooz: pip install 'demi-conductor[coordination]'"
+        in (done.stderr)
+    )

@@ -45,6 +45,7 @@ class LockKeeper:
         self._stale: list[HeldLock] = []
         # Instance -> (attempts so far, loop time of the next try).
         self._retry: dict[str, tuple[int, float]] = {}
+        self._lost: set[str] = set()
 
     def next_try(self) -> float | None:
         """The loop time of the earliest retry due, if any."""
@@ -89,8 +90,15 @@ class LockKeeper:
             if lock is lost:
                 del self.held[instance]
                 self._stale.append(lock)
+                self._lost.add(instance)
                 return instance
         return None
+
+    def take_lost(self) -> set[str]:
+        """The instances whose lock was lost since the last call: each must stop
+        before its lock is taken again (another member may have held it meanwhile)."""
+        lost, self._lost = self._lost, set()
+        return lost
 
     async def release_all_but(self, keep: set[str]) -> None:
         """Let go of every lock but those of ``keep`` (their instances have stopped);

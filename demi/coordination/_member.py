@@ -282,20 +282,23 @@ class Coordinator:
         share = frozenset(share_of(self.member_id, specs, self.members))
         if self.share is not None and share != self.share:
             self.rebalances += 1
-            gained, lost = sorted(share - self.share), sorted(self.share - share)
+            gained, dropped = sorted(share - self.share), sorted(self.share - share)
             LOG.info(
                 "coordination: rebalance: gained %s, lost %s",
                 gained or "none",
-                lost or "none",
+                dropped or "none",
             )
         self.share = share
         runnable: set[str] = set()
+        lost = self.locks.take_lost()
         for name in sorted(share):
             if self._orphaned and specs[name].replicas != "all":
                 continue
             if not await conductor.exclusive(name):
                 runnable.add(name)
-            elif not self._fenced and await self.locks.take(name):
+            elif name in lost or self._fenced:
+                continue  # stopped now; a lost lock is taken again afterwards
+            elif await self.locks.take(name):
                 runnable.add(name)
         stop_timeout = self.timing.fence_stop if self._fenced else None
         failures = await conductor.run_only(runnable, stop_timeout=stop_timeout)
@@ -305,6 +308,8 @@ class Coordinator:
         # and leave() releases every lock once it is done.
         if conductor.accepting:
             await self.locks.release_all_but(runnable)
+        if lost:
+            self._changed.set()  # they have stopped: take their locks again
 
     # -- what the probes read -------------------------------------------------
 
