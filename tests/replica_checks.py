@@ -37,6 +37,11 @@ FAILOVER = 1.5 * TIMEOUT + ALLOWANCE / 2
 #: last answer came before the cut; a few seconds more for a loaded machine.
 FENCE = 0.75 * TIMEOUT + 4.0
 INSTANCES = 30
+#: The tooz drivers the tests run on; those with a server to stop, cut off or
+#: reach into; and the conductor's backends.
+DRIVERS = ["etcd", "redis", "file"]
+SERVERS = ["etcd", "redis"]
+CONDUCTORS = ["asyncio", "trio"]
 MEMBERS = ["r1", "r2", "r3"]
 #: A replica that stops (SIGTERM) releases its locks and leaves the group: the
 #: others see it at their next heartbeat (T/4), then start its instances.

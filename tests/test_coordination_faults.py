@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from connection_counter import ConnectionCounter
 from replica_checks import (
+    CONDUCTORS,
     CONVERGE,
     FAILOVER,
     FENCE,
     MEMBERS,
     RELOCK,
+    SERVERS,
     Backend,
     all_connected_once,
     connected,
@@ -29,9 +31,8 @@ from tcp_proxy import TcpProxy
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize(
-    ("driver", "conductor"), [("etcd", "trio"), ("redis", "asyncio")]
-)
+@pytest.mark.parametrize("conductor", CONDUCTORS)
+@pytest.mark.parametrize("driver", SERVERS)
 def test_replicas_cut_off_from_the_backend_fence_then_resume(
     tmp_path: Path,
     driver: str,
@@ -87,9 +88,8 @@ def test_replicas_cut_off_from_the_backend_fence_then_resume(
         assert "back in contact" in log, log[-3000:]
 
 
-@pytest.mark.parametrize(
-    ("driver", "conductor"), [("etcd", "asyncio"), ("redis", "trio")]
-)
+@pytest.mark.parametrize("conductor", CONDUCTORS)
+@pytest.mark.parametrize("driver", SERVERS)
 def test_a_partitioned_replica_fences_before_the_others_take_over(
     tmp_path: Path,
     driver: str,
@@ -159,9 +159,8 @@ def test_a_partitioned_replica_fences_before_the_others_take_over(
     assert codes == dict.fromkeys(MEMBERS, 0), replicas.output()
 
 
-@pytest.mark.parametrize(
-    ("driver", "conductor"), [("etcd", "asyncio"), ("redis", "trio")]
-)
+@pytest.mark.parametrize("conductor", CONDUCTORS)
+@pytest.mark.parametrize("driver", SERVERS)
 def test_a_lock_lost_under_a_running_replica_stops_its_instance(
     tmp_path: Path,
     driver: str,

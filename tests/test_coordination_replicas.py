@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from connection_counter import ConnectionCounter
 from replica_checks import (
+    CONDUCTORS,
     CONVERGE,
+    DRIVERS,
     FAILOVER,
     HANDOVER,
     INSTANCES,
@@ -29,12 +31,9 @@ from replicas import fleet, write_config
 
 pytestmark = pytest.mark.slow
 
-#: Coordination backend and conductor backend: the three drivers, alternating
-#: asyncio and trio so each conductor backend meets a networked driver.
-MATRIX = [("etcd", "asyncio"), ("redis", "trio"), ("file", "asyncio")]
 
-
-@pytest.mark.parametrize(("driver", "conductor"), MATRIX)
+@pytest.mark.parametrize("conductor", CONDUCTORS)
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_replicas_own_each_account_once_fail_over_and_rebalance(
     tmp_path: Path,
     driver: str,
@@ -92,7 +91,10 @@ def test_replicas_own_each_account_once_fail_over_and_rebalance(
     assert "Traceback" not in replicas.output()
 
 
-@pytest.mark.parametrize(("driver", "conductor"), [("etcd", "trio")])
+# etcd, as in a StatefulSet; the file driver, as under demi@.service.
+@pytest.mark.parametrize(
+    ("driver", "conductor"), [("etcd", "trio"), ("file", "asyncio")]
+)
 def test_a_rolling_update_moves_instances_without_double_connections(
     tmp_path: Path,
     driver: str,
@@ -134,7 +136,9 @@ def test_a_rolling_update_moves_instances_without_double_connections(
     assert all(took < HANDOVER for took in handovers.values()), handovers
 
 
-@pytest.mark.parametrize(("driver", "conductor"), [("redis", "asyncio")])
+@pytest.mark.parametrize(
+    ("driver", "conductor"), [("redis", "asyncio"), ("etcd", "trio")]
+)
 def test_a_single_replica_connects_each_account_once(
     tmp_path: Path,
     driver: str,
