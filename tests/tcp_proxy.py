@@ -33,15 +33,19 @@ class TcpProxy:
         self._peers: dict[socket.socket, socket.socket] = {}
         self._held: list[socket.socket] = []
         self._cut = False
+        self._frozen = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(
             target=self._serve, name="tcp-proxy", daemon=True
         )
 
     def cut(self) -> None:
-        """Blackhole: forward nothing, on open connections or new ones."""
+        """Blackhole: forward nothing, on open connections or new ones (from the
+        moment this returns)."""
+        self._frozen.clear()
         self._cut = True
         self._wake()
+        assert self._frozen.wait(PATIENCE), "the TCP proxy did not cut"
 
     def restore(self) -> None:
         """Forward again; connections opened or frozen while cut are closed."""
@@ -87,10 +91,11 @@ class TcpProxy:
                         sock.recv(64)
                     elif sock is self._listener:
                         self._accept()
-                    elif sock in self._peers:
+                    elif sock in self._peers and not self._cut:
                         self._forward(sock)
                 if self._cut and not was_cut:
                     self._freeze()
+                    self._frozen.set()
                 if was_cut and not self._cut:
                     self._drop_all()  # what a partition held is gone after it
                 was_cut = self._cut
