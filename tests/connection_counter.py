@@ -22,10 +22,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 
-from helpers import PATIENCE
+from helpers import PATIENCE, StartsAndStops
 
 #: The longest first line a client may send before it is dropped.
 MAX_LINE = 1024
@@ -45,7 +43,7 @@ class Account:
     since: float = field(default=0.0, compare=False)
 
 
-class ConnectionCounter:
+class ConnectionCounter(StartsAndStops):
     """The counting service; ``with ConnectionCounter() as counter: ...`` runs it."""
 
     def __init__(self) -> None:
@@ -108,18 +106,6 @@ class ConnectionCounter:
         self._wake_writer.send(b"x")
         self._thread.join(timeout=PATIENCE)
         assert not self._thread.is_alive(), "the connection counter did not stop"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _serve(self) -> None:
         try:

@@ -14,7 +14,8 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import anyio
 
@@ -180,3 +181,28 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = PATIENCE) -
         # A predicate over plain state has no event to wait on: polling is the point.
         while not predicate():  # noqa: ASYNC110
             await anyio.sleep(0.001)
+
+
+class StartsAndStops:
+    """A test service used as ``with Service() as service:``: ``start()`` on
+    entering, ``stop()`` on leaving, however the block ends."""
+
+    def start(self) -> None:
+        """Start the service (it answers once this returns)."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop it and wait until it has."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()

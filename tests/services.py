@@ -24,10 +24,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from helpers import PATIENCE, free_port
+from helpers import PATIENCE, StartsAndStops, free_port
 
 #: How long a server may take to answer after it was started.
 START_PATIENCE = PATIENCE
@@ -51,7 +49,7 @@ def require(binary: str, package: str) -> str:
     return found
 
 
-class Server:
+class Server(StartsAndStops):
     """A server process on loopback: started, waited for, stopped, started again.
 
     Subclasses say how to start it (``command``) and how to tell that it answers
@@ -125,18 +123,6 @@ class Server:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class EtcdServer(Server):

@@ -13,13 +13,11 @@ from __future__ import annotations
 import selectors
 import socket
 import threading
-from types import TracebackType
-from typing import Self
 
-from helpers import PATIENCE
+from helpers import PATIENCE, StartsAndStops
 
 
-class TcpProxy:
+class TcpProxy(StartsAndStops):
     """Forwards 127.0.0.1:``port`` to 127.0.0.1:``target``, in a background thread."""
 
     def __init__(self, target: int) -> None:
@@ -65,18 +63,6 @@ class TcpProxy:
         self._wake()
         self._thread.join(timeout=PATIENCE)
         assert not self._thread.is_alive(), "the TCP proxy did not stop"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _wake(self) -> None:
         self._wake_writer.send(b"x")

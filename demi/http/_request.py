@@ -23,7 +23,7 @@ from ..exceptions import (
     PluginNotFoundError,
 )
 from ._json import SafeJSONResponse
-from ._webhook import MAX_WEBHOOK_BODY, read_body
+from ._webhook import body_too_large, read_body
 
 __all__ = ["request_endpoint"]
 
@@ -43,11 +43,7 @@ def request_endpoint(conductor: Conductor) -> Callable[[Request], Awaitable[Resp
         # The webhooks' bound: one limit for what any caller may make demi buffer.
         body = await read_body(request)
         if body is None:
-            return SafeJSONResponse(
-                {"error": f"the body is larger than {MAX_WEBHOOK_BODY} bytes"},
-                413,
-                headers={"Connection": "close"},
-            )
+            return body_too_large()
         try:
             payload = parse_request_json(body, "the body")
         except RequestJSONError as err:

@@ -24,7 +24,13 @@ from ..exceptions import (
 from ..platforms.inbound import WebhookRequest, WebhookResponse
 from ._json import SafeJSONResponse
 
-__all__ = ["MAX_WEBHOOK_BODY", "is_webhook_path", "read_body", "webhook_endpoint"]
+__all__ = [
+    "MAX_WEBHOOK_BODY",
+    "body_too_large",
+    "is_webhook_path",
+    "read_body",
+    "webhook_endpoint",
+]
 
 LOG = get_logger("demi.http.webhook")
 
@@ -52,11 +58,7 @@ def webhook_endpoint(conductor: Conductor) -> Callable[[Request], Awaitable[Resp
             return SafeJSONResponse({"error": "demi is stopping"}, 503)
         body = await read_body(request)
         if body is None:
-            return SafeJSONResponse(
-                {"error": f"the body is larger than {MAX_WEBHOOK_BODY} bytes"},
-                413,
-                headers={"Connection": "close"},
-            )
+            return body_too_large()
         callback = WebhookRequest(
             method=request.method,
             path=request.url.path,
@@ -77,6 +79,16 @@ def webhook_endpoint(conductor: Conductor) -> Callable[[Request], Awaitable[Resp
         return _response(name, answer)
 
     return webhook
+
+
+def body_too_large() -> Response:
+    """The answer to a body over :data:`MAX_WEBHOOK_BODY` (the connection closes:
+    the rest of it was never read)."""
+    return SafeJSONResponse(
+        {"error": f"the body is larger than {MAX_WEBHOOK_BODY} bytes"},
+        413,
+        headers={"Connection": "close"},
+    )
 
 
 async def read_body(request: Request) -> bytes | None:
