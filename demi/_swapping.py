@@ -299,7 +299,8 @@ class Swapping:
         route = self._routes.get(instance)
         if route is None:
             return False
-        _pid, running, _listening = self._child_of(route)
+        proxy = self._proxy_of(route)
+        running = proxy.version if proxy is not None else None
         if running is None:
             return False
         installed = self.manager.installed_version(route.spec.driver)
@@ -316,15 +317,6 @@ class Swapping:
         except PluginNotFoundError:
             return None
         return platform if isinstance(platform, ProcessPlatform) else None
-
-    def _child_of(self, route: Route) -> tuple[int | None, str | None, bool]:
-        """The pid of a process-isolated instance's child, its driver's version
-        (``None`` for an instance in process, or without a live child), and whether
-        that driver listens."""
-        proxy = self._proxy_of(route)
-        if proxy is None:
-            return None, None, False
-        return proxy.pid, proxy.version, proxy.shape.listens
 
 
 def _where(spec: PlatformSettings) -> tuple[str, int | None]:

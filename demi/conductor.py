@@ -372,8 +372,12 @@ class Conductor(Swapping, AsyncContextManagerMixin):
         statuses = []
         for name, route in self._routes.items():
             meta = self.manager.metadata(route.key)
-            pid, version, listening = self._child_of(route)
-            quiet = route.spec.isolation == "process" and not listening
+            proxy = self._proxy_of(route)
+            # An isolated platform's proxy reads its child in a run of its own:
+            # that is a connection of the platform's only if it listens.
+            quiet = route.spec.isolation == "process" and not (
+                proxy is not None and proxy.shape.listens
+            )
             statuses.append(
                 InstanceStatus(
                     instance=name,
@@ -384,13 +388,11 @@ class Conductor(Swapping, AsyncContextManagerMixin):
                     health=meta.health if meta else None,
                     in_flight=route.in_flight,
                     time_in_states=meta.seconds_in_state if meta else {},
-                    # An isolated platform's proxy reads its child in a run of its
-                    # own: that is a connection of the platform's only if it listens.
                     connected=meta.connected if meta and not quiet else None,
                     fatal=meta.fatal if meta else False,
                     inbox_depth=self._inbound.depth(name),
-                    pid=pid,
-                    version=version,
+                    pid=proxy.pid if proxy is not None else None,
+                    version=proxy.version if proxy is not None else None,
                 )
             )
         return statuses

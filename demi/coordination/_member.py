@@ -34,6 +34,18 @@ __all__ = ["Coordinator", "group_of"]
 LOG = get_logger("demi.coordination")
 
 
+def backend_url(settings: DemiSettings, purpose: str) -> str:
+    """The ``coordination_url`` of ``settings``, registered with the one scrubber
+    first (it may carry a password).
+
+    :raises ConfigError: it is not set ("``purpose`` needs coordination_url").
+    """
+    if settings.coordination_url is None:
+        raise ConfigError(f"{purpose} needs coordination_url")
+    register_secrets({"coordination_url": settings.coordination_url})
+    return settings.coordination_url.get_secret_value()
+
+
 def group_of(settings: DemiSettings) -> str:
     """The coordination group of ``settings``: ``coordination_group``, else the
     ``namespace`` (replicas of one namespace share one set of instances)."""
@@ -58,14 +70,10 @@ class Coordinator:
 
     def __init__(self, conductor: Conductor) -> None:
         settings = conductor.settings
-        if settings.coordination_url is None:
-            raise ConfigError("coordination needs coordination_url")
-        # It may carry a password: registered with the one scrubber first.
-        register_secrets({"coordination_url": settings.coordination_url})
+        self._url = backend_url(settings, "coordination")
         self.conductor = conductor
         self.member_id = settings.member_id
         self.group = group_of(settings)
-        self._url = settings.coordination_url.get_secret_value()
         self._calls = Calls()
         self._backend: Backend | None = None
         try:  # no connection yet: only the URL's scheme and tooz are checked

@@ -10,11 +10,10 @@ from functools import partial
 
 from ..conductor import Conductor
 from ..core.logger import get_logger
-from ..core.secrets import register_secrets
 from ..exceptions import ConfigError, DemiError
 from ._calls import Calls
 from ._locks import lock_name
-from ._member import group_of
+from ._member import backend_url, group_of
 from ._tooz import Backend, BackendError, HeldLock
 from .ownership import EVERYWHERE, owners
 
@@ -35,16 +34,12 @@ class CheckClaim:
 
     def __init__(self, conductor: Conductor) -> None:
         settings = conductor.settings
-        if settings.coordination_url is None:
-            raise ConfigError("checking a fleet needs coordination_url")
-        register_secrets({"coordination_url": settings.coordination_url})
+        url = backend_url(settings, "checking a fleet")
         self.conductor = conductor
         self.member_id = settings.member_id
         self.group = group_of(settings)
         try:
-            self._backend = Backend(
-                settings.coordination_url.get_secret_value(), self.member_id, self.group
-            )
+            self._backend = Backend(url, self.member_id, self.group)
         except ConfigError as err:
             where = settings.source_of("coordination_url")
             raise ConfigError(f"{err} (from {where})") from None

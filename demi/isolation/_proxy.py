@@ -80,6 +80,12 @@ class _Pending:
         self.reply = reply
         self.wake.set()
 
+    async def wait(self) -> None:
+        """Until the next wake-up: the answer, readiness, or "look again"."""
+        await self.wake.wait()
+        if not self.answered:
+            self.wake = anyio.Event()
+
 
 class ProcessPlatform(BasePlatform):
     """Forwards the platform contract to a child process (build one with
@@ -165,10 +171,9 @@ class ProcessPlatform(BasePlatform):
                 reading.cancel_scope.cancel()
         except anyio.get_cancelled_exc_class():
             self._stop_reading()
+            # demi ends the connection: so does the child.
             with anyio.CancelScope(shield=True):
-                await self._end_run(
-                    child
-                )  # demi ends the connection: so does the child
+                await self._end_run(child)
             raise
         finally:
             self._stop_reading()
@@ -239,8 +244,7 @@ class ProcessPlatform(BasePlatform):
             return  # the reader sees it go
         started = False
         while not pending.answered:
-            await pending.wake.wait()
-            pending.wake = anyio.Event()
+            await pending.wait()
             if pending.ready and not started:
                 started = True
                 task_status.started()
@@ -316,9 +320,7 @@ class ProcessPlatform(BasePlatform):
         else reading in turns with the other callers."""
         while not pending.answered:
             if self._reading:
-                await pending.wake.wait()
-                if not pending.answered:  # woken to look again: wait afresh
-                    pending.wake = anyio.Event()
+                await pending.wait()
                 continue
             async with self._read_turn:
                 # Another caller's read may have brought this answer meanwhile.

@@ -122,10 +122,11 @@ class _Host:
             while True:
                 try:
                     message = await self.channel.receive()
-                except (anyio.EndOfStream, anyio.IncompleteRead, OSError, WireError):
+                except (
+                    anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError,
+                    OSError, WireError,
+                ):  # fmt: skip
                     break  # demi is gone (or talks nonsense): so are we
-                except anyio.BrokenResourceError:
-                    break
                 if message.t == "req":
                     scope = self.calls[message.id] = anyio.CancelScope()
                     if self._idle:
@@ -160,7 +161,7 @@ class _Host:
             self._idle += 1
 
     async def _answer(self, request: Message, scope: anyio.CancelScope) -> None:
-        reply = Message("err", params={"kind": "cancelled", "text": "cancelled"})
+        reply: Message | None = None
         try:
             with scope:
                 result = await self._call(
@@ -175,6 +176,8 @@ class _Host:
             reply = Message("err", params={"kind": kind, "text": describe(err)})
         finally:
             self.calls.pop(request.id, None)
+        if reply is None:  # the scope caught demi's cancellation
+            reply = Message("err", params={"kind": "cancelled", "text": "cancelled"})
         reply.id = request.id
         try:
             await self.channel.send(reply)
