@@ -12,7 +12,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -23,6 +24,7 @@ from demi import DemiSettings, PlatformSettings, PluginManager, SyncPlatform
 from demi.conductor import Conductor
 from demi.inbox import Handler
 from demi.platforms import BasePlatform, HealthStatus, PluginHealth
+from demi.supervision import Supervisor
 
 
 class MinimalPlatform(BasePlatform):
@@ -206,3 +208,20 @@ class StartsAndStops:
         trace: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def quick_spec(driver: str, **values: Any) -> PlatformSettings:
+    """One instance of ``driver`` whose restarts back off for a few milliseconds."""
+    return PlatformSettings(
+        driver=driver, backoff_initial=0.01, backoff_max=0.02, **values
+    )
+
+
+@asynccontextmanager
+async def supervised(conductor: Conductor) -> AsyncIterator[Supervisor]:
+    """Run ``conductor`` and a supervisor over it (no jitter) for the block."""
+    supervisor = Supervisor(conductor, rng=lambda: 1.0)
+    async with conductor, anyio.create_task_group() as group:
+        await group.start(supervisor.run)
+        yield supervisor
+        group.cancel_scope.cancel()

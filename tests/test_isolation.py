@@ -17,8 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ import anyio.lowlevel
 import httpcore  # noqa: F401
 import httpx
 import pytest
-from helpers import free_port, install_distribution
+from helpers import free_port, install_distribution, quick_spec, supervised
 from pydantic import ValidationError
 from test_run_http import metric
 
@@ -47,7 +46,6 @@ from demi.isolation import fault_of
 from demi.isolation._faults import exited, over_memory, unanswered_cancel
 from demi.isolation._proxy import ProcessPlatform
 from demi.isolation._wire import MAX_FRAME, Message, WireError, decode, encode
-from demi.supervision import Supervisor
 
 DEMI = Path(sys.executable).with_name("demi")
 
@@ -137,13 +135,6 @@ def test_fault_of_tells_the_kind_of_fault_from_the_reason_demi_wrote(
 # -- a conductor with isolated platforms -------------------------------------
 
 
-def spec(driver: str, **values: Any) -> PlatformSettings:
-    """An instance with tiny backoffs."""
-    return PlatformSettings(
-        driver=driver, backoff_initial=0.01, backoff_max=0.02, **values
-    )
-
-
 def conductor_of(**platforms: PlatformSettings) -> Conductor:
     """A conductor over the installed entry points, rounds a minute apart."""
     settings = DemiSettings(
@@ -151,16 +142,6 @@ def conductor_of(**platforms: PlatformSettings) -> Conductor:
         platforms=platforms,
     )  # fmt: skip
     return Conductor(settings)
-
-
-@asynccontextmanager
-async def supervised(conductor: Conductor) -> AsyncIterator[Supervisor]:
-    """Run ``conductor`` under a supervisor."""
-    supervisor = Supervisor(conductor, rng=lambda: 1.0)
-    async with conductor, anyio.create_task_group() as group:
-        await group.start(supervisor.run)
-        yield supervisor
-        group.cancel_scope.cancel()
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> None:
@@ -193,7 +174,7 @@ def alive(pid: int) -> bool:
 
 
 async def test_a_process_isolated_echo_answers_from_its_own_process() -> None:
-    async with conductor_of(chat=spec("good", isolation="process")) as conductor:
+    async with conductor_of(chat=quick_spec("good", isolation="process")) as conductor:
         assert await conductor.dispatch("chat", {"text": "hi"}) == {"text": "hi"}
         proxy = child_of(conductor, "chat")
         assert proxy.pid is not None and proxy.pid != os.getpid()
@@ -207,7 +188,9 @@ async def test_a_process_isolated_echo_answers_from_its_own_process() -> None:
 
 
 async def test_a_raising_platform_is_a_request_error_naming_it() -> None:
-    async with conductor_of(chat=spec("request_raises", isolation="process")) as c:
+    async with conductor_of(
+        chat=quick_spec("request_raises", isolation="process")
+    ) as c:
         with pytest.raises(PlatformRequestError, match="'chat'") as caught:
             await c.dispatch("chat", {"text": "hi"})
         assert "ValueError: cannot handle that request" in str(caught.value)
@@ -215,14 +198,14 @@ async def test_a_raising_platform_is_a_request_error_naming_it() -> None:
 
 
 async def test_a_request_the_codec_cannot_carry_is_a_request_error() -> None:
-    async with conductor_of(chat=spec("good", isolation="process")) as conductor:
+    async with conductor_of(chat=quick_spec("good", isolation="process")) as conductor:
         with pytest.raises(PlatformRequestError, match="'chat'.*cannot be encoded"):
             await conductor.dispatch("chat", {"tag": object()})
         assert await conductor.dispatch("chat", {"text": "ok"}) == {"text": "ok"}
 
 
 async def test_a_reply_the_codec_cannot_carry_is_a_request_error() -> None:
-    async with conductor_of(chat=spec("reply_object", isolation="process")) as c:
+    async with conductor_of(chat=quick_spec("reply_object", isolation="process")) as c:
         with pytest.raises(PlatformRequestError, match="'chat'.*cannot be encoded"):
             await c.dispatch("chat", {"text": "hi"})
         assert c.instances()[0].state is PluginState.ACTIVE
@@ -232,7 +215,7 @@ async def test_the_childs_log_records_reach_demi_scrubbed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     secret = "hunter2-very-secret"
-    chat = spec("iso_logs", isolation="process", config={"token": secret})
+    chat = quick_spec("iso_logs", isolation="process", config={"token": secret})
     caplog.set_level(logging.INFO, logger="demi")
     async with conductor_of(chat=chat) as conductor:
         assert await conductor.dispatch("chat", {"text": "hi"}) == {"text": "hi"}
@@ -244,7 +227,9 @@ async def test_the_childs_log_records_reach_demi_scrubbed(
 
 
 async def test_health_and_check_show_the_childs_pid_and_version() -> None:
-    conductor = conductor_of(chat=spec("good", isolation="process"), calm=spec("good"))
+    conductor = conductor_of(
+        chat=quick_spec("good", isolation="process"), calm=quick_spec("good")
+    )
     async with supervised(conductor) as supervisor:
         platforms = supervisor.snapshot()["platforms"]
         assert platforms["chat"]["pid"] == child_of(conductor, "chat").pid
@@ -292,7 +277,9 @@ def test_demi_never_imports_a_driver_only_isolated_instances_use(
 async def test_an_isolated_instances_configuration_is_checked_in_its_child() -> None:
     """Its driver is not imported by demi, so its child refuses the configuration,
     naming the field, and the instance fails with that; the secret never shows."""
-    bad = spec("configured", isolation="process", config={"token": "hunter2-secret"})
+    bad = quick_spec(
+        "configured", isolation="process", config={"token": "hunter2-secret"}
+    )
     async with conductor_of(chat=bad) as conductor:
         (status,) = conductor.instances()
         assert status.state is PluginState.FAILED
@@ -303,7 +290,7 @@ async def test_an_isolated_instances_configuration_is_checked_in_its_child() -> 
 def listening_conductor(tmp_path: Path, **config: Any) -> Conductor:
     """A conductor with the ``listens`` driver in a process, replies to a file,
     and demi's echo handler answering every message."""
-    listening = spec(
+    listening = quick_spec(
         "listens", isolation="process",
         config={"replies": str(tmp_path / "replies.jsonl"), **config},
     )  # fmt: skip
@@ -346,7 +333,7 @@ async def test_a_childs_events_of_one_conversation_arrive_in_order_and_once() ->
         await anyio.sleep(0.001)
         handled.append(event.data["text"])
 
-    listening = spec(
+    listening = quick_spec(
         "listens", isolation="process", config={"count": 100, "conversation": "room"}
     )
     settings = DemiSettings(request_timeout=2, platforms={"chat": listening})
@@ -376,7 +363,7 @@ async def test_a_connection_that_ends_in_the_child_fails_the_instance(
 
 
 async def test_a_fatal_run_in_the_child_stays_fatal() -> None:
-    conductor = conductor_of(chat=spec("run_fatal", isolation="process"))
+    conductor = conductor_of(chat=quick_spec("run_fatal", isolation="process"))
     async with conductor:
         await eventually(lambda: conductor.instances()[0].state is PluginState.FAILED)
         (status,) = conductor.instances()
@@ -400,7 +387,7 @@ async def test_a_webhook_crosses_into_the_child_and_its_event_comes_back(
     """The raw body, headers and query reach the child's handle_webhook; its
     response and the event it sent come back."""
     secret = "s3cret"
-    webhook = spec(
+    webhook = quick_spec(
         "webhook_hmac", isolation="process",
         config={"secret": secret, "replies": str(tmp_path / "replies.jsonl")},
     )  # fmt: skip
@@ -427,7 +414,7 @@ async def test_a_webhook_crosses_into_the_child_and_its_event_comes_back(
 
 async def test_a_webhook_to_an_isolated_platform_that_takes_none_is_not_found() -> None:
     request = WebhookRequest("POST", "/platforms/chat/webhook")
-    async with conductor_of(chat=spec("good", isolation="process")) as conductor:
+    async with conductor_of(chat=quick_spec("good", isolation="process")) as conductor:
         with pytest.raises(PluginNotFoundError, match="takes no webhooks"):
             await conductor.webhook("chat", request)
 
@@ -435,7 +422,7 @@ async def test_a_webhook_to_an_isolated_platform_that_takes_none_is_not_found() 
 async def test_a_call_past_its_deadline_is_cancelled_in_the_child() -> None:
     """A hang that honours cancellation is cut off by a cancel message: the child
     answers it, is not killed, and serves the next request."""
-    async with conductor_of(chat=spec("request_hangs", isolation="process")) as c:
+    async with conductor_of(chat=quick_spec("request_hangs", isolation="process")) as c:
         pid = child_of(c, "chat").pid
         with pytest.raises(PlatformTimeoutError):
             await c.dispatch("chat", {"text": "hi"})
@@ -448,7 +435,7 @@ async def test_a_call_past_its_deadline_is_cancelled_in_the_child() -> None:
 async def test_a_child_whose_shutdown_never_ends_is_killed_within_the_bounds() -> None:
     settings = DemiSettings(
         shutdown_timeout=1, stop_timeout=10,
-        platforms={"chat": spec("shutdown_swallows_forever", isolation="process")},
+        platforms={"chat": quick_spec("shutdown_swallows_forever", isolation="process")},
     )  # fmt: skip
     conductor = Conductor(settings)
     async with conductor:
@@ -459,7 +446,7 @@ async def test_a_child_whose_shutdown_never_ends_is_killed_within_the_bounds() -
 
 
 async def test_a_driver_that_fails_to_import_in_the_child_fails_to_start() -> None:
-    async with conductor_of(chat=spec("import_fails", isolation="process")) as c:
+    async with conductor_of(chat=quick_spec("import_fails", isolation="process")) as c:
         (status,) = c.instances()
         assert status.state is PluginState.FAILED
         assert "process exited before it said hello: exit code 1" in (
@@ -470,7 +457,7 @@ async def test_a_driver_that_fails_to_import_in_the_child_fails_to_start() -> No
 async def test_requests_are_answered_after_the_reader_stopped() -> None:
     """demi ends connections before requests in flight finish while it stops; the
     proxy's reader is one, so its callers then read in turns, and all get answers."""
-    async with conductor_of(chat=spec("good", isolation="process")) as conductor:
+    async with conductor_of(chat=quick_spec("good", isolation="process")) as conductor:
         key = conductor._routes["chat"].key
         connection = conductor.manager._slots[key].connection
         assert connection is not None
@@ -491,7 +478,7 @@ async def test_requests_are_answered_after_the_reader_stopped() -> None:
 
 
 async def test_an_asyncio_only_platform_runs_in_a_process_on_either_backend() -> None:
-    chat = spec("iso_asyncio_only", isolation="process")
+    chat = quick_spec("iso_asyncio_only", isolation="process")
     async with conductor_of(chat=chat) as conductor:
         reply = await conductor.dispatch("chat", {})
     assert reply["loop"] == "asyncio"
@@ -499,7 +486,9 @@ async def test_an_asyncio_only_platform_runs_in_a_process_on_either_backend() ->
 
 
 async def test_a_child_that_keeps_dying_is_given_up_by_the_intensity_limit() -> None:
-    conductor = conductor_of(bad=spec("iso_exits", isolation="process", max_restarts=0))
+    conductor = conductor_of(
+        bad=quick_spec("iso_exits", isolation="process", max_restarts=0)
+    )
     async with supervised(conductor) as supervisor:
         with pytest.raises(PlatformRequestError, match="exit code 3"):
             await conductor.dispatch("bad", {"fault": True})
@@ -513,7 +502,7 @@ async def test_a_child_that_keeps_dying_is_given_up_by_the_intensity_limit() -> 
 
 
 async def test_every_request_in_flight_fails_at_once_when_the_child_dies() -> None:
-    conductor = conductor_of(bad=spec("iso_segfaults", isolation="process"))
+    conductor = conductor_of(bad=quick_spec("iso_segfaults", isolation="process"))
     failures: list[str] = []
 
     async def waits() -> None:
@@ -537,10 +526,10 @@ async def test_every_request_in_flight_fails_at_once_when_the_child_dies() -> No
 
 
 async def test_a_reload_moves_an_instance_into_a_process_and_back() -> None:
-    inproc = {"chat": spec("good")}
+    inproc = {"chat": quick_spec("good")}
     async with Conductor(DemiSettings(platforms=inproc)) as conductor:
         assert conductor.instances()[0].pid is None
-        isolated = {"chat": spec("good", isolation="process")}
+        isolated = {"chat": quick_spec("good", isolation="process")}
         result = await conductor.reload(DemiSettings(platforms=isolated))
         assert result.switched == ["chat"]
         (status,) = conductor.instances()
@@ -611,7 +600,7 @@ async def test_a_restart_after_an_upgrade_serves_the_new_code_without_a_failure(
     version shows, and no request failed meanwhile. A broken version 3 leaves
     version 2 serving."""
     site = upgradable
-    conductor = conductor_of(chat=spec("upgradable", isolation="process"))
+    conductor = conductor_of(chat=quick_spec("upgradable", isolation="process"))
     failures: list[BaseException] = []
     codes: list[str] = []
     async with conductor:
@@ -647,7 +636,9 @@ async def test_a_restart_after_an_upgrade_serves_the_new_code_without_a_failure(
 async def test_a_reload_restarts_an_isolated_instance_on_its_new_version(
     upgradable: Path,
 ) -> None:
-    async with conductor_of(chat=spec("upgradable", isolation="process")) as conductor:
+    async with conductor_of(
+        chat=quick_spec("upgradable", isolation="process")
+    ) as conductor:
         unchanged = await conductor.reload(conductor.settings)
         assert unchanged.upgraded == [] and unchanged.unchanged == ["chat"]
         _install_upgradable(upgradable, "2.0")
@@ -661,7 +652,7 @@ async def test_a_reload_restarts_an_isolated_instance_on_its_new_version(
 async def test_an_operator_restart_onto_a_new_version_counts_as_an_upgrade(
     upgradable: Path,
 ) -> None:
-    conductor = conductor_of(chat=spec("upgradable", isolation="process"))
+    conductor = conductor_of(chat=quick_spec("upgradable", isolation="process"))
     reasons: list[str] = []
     async with supervised(conductor) as supervisor:
         supervisor.add_restart_observer(lambda name, reason: reasons.append(reason))
@@ -691,8 +682,8 @@ async def test_a_hostile_child_fails_alone_and_is_restarted(driver: str) -> None
     of fault it was, and the in-process echo beside it never misses a beat."""
     error, reason, restart_reason = HOSTILE[driver]
     restarts: list[tuple[str, str]] = []
-    bad = spec(driver, isolation="process", memory_limit_mb=200)
-    conductor = conductor_of(bad=bad, calm=spec("good"))
+    bad = quick_spec(driver, isolation="process", memory_limit_mb=200)
+    conductor = conductor_of(bad=bad, calm=quick_spec("good"))
     failures: list[str] = []
     conductor.manager.subscribe(
         lambda change: (
@@ -746,7 +737,7 @@ async def test_a_child_outlives_the_thread_that_started_it(
     it idles out in 50 ms (trio's private setting: a rename fails loudly)."""
     import trio._core._thread_cache
 
-    async with conductor_of(chat=spec("good", isolation="process")) as conductor:
+    async with conductor_of(chat=quick_spec("good", isolation="process")) as conductor:
         pid = child_of(conductor, "chat").pid
         monkeypatch.setattr(trio._core._thread_cache, "IDLE_TIMEOUT", 0.05)
         # Every idle thread of the cache gets a job at once (the one that started

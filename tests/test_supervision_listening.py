@@ -5,15 +5,14 @@ is still connecting is neither checked nor restarted (installed fixture plugins)
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from demi_testplugins.run_fatal import RunFatalPlatform
 from demi_testplugins.slow_connect import SlowConnectPlatform
+from helpers import quick_spec, supervised
 
 from demi import DemiSettings, PluginState
 from demi.conductor import Conductor
@@ -31,23 +30,6 @@ def conductor_of(**platforms: PlatformSettings) -> Conductor:
         platforms=platforms,
     )  # fmt: skip
     return Conductor(settings)
-
-
-def spec(driver: str, **values: Any) -> PlatformSettings:
-    """One instance with tiny backoffs."""
-    return PlatformSettings(
-        driver=driver, backoff_initial=0.01, backoff_max=0.02, **values
-    )
-
-
-@asynccontextmanager
-async def supervised(conductor: Conductor) -> AsyncIterator[Supervisor]:
-    """Run ``conductor`` and a supervisor whose rounds are a minute apart."""
-    supervisor = Supervisor(conductor, rng=lambda: 1.0)
-    async with conductor, anyio.create_task_group() as group:
-        await group.start(supervisor.run)
-        yield supervisor
-        group.cancel_scope.cancel()
 
 
 def state_of(conductor: Conductor) -> PluginState | None:
@@ -70,7 +52,9 @@ async def test_a_lost_connection_is_reconnected_without_waiting_for_a_round(
     seconds, counted as a restart of a failed instance."""
     log = tmp_path / "connections.log"
     conductor = conductor_of(
-        chat=spec("listens", config={"then": "return", "log": str(log), "count": 0})
+        chat=quick_spec(
+            "listens", config={"then": "return", "log": str(log), "count": 0}
+        )
     )
     async with supervised(conductor) as supervisor:
         record = supervisor.record("chat")
@@ -86,7 +70,7 @@ async def test_a_fatal_connection_is_given_up_on_at_once(
 ) -> None:
     """A PlatformFatalError from run: CRITICAL with the reason, gave_up, no restart."""
     RunFatalPlatform.connections = 0
-    conductor = conductor_of(bot=spec("run_fatal"))
+    conductor = conductor_of(bot=quick_spec("run_fatal"))
     with caplog.at_level(logging.CRITICAL, logger="demi.supervision"):
         async with supervised(conductor) as supervisor:
             record = supervisor.record("bot")
@@ -108,7 +92,9 @@ async def test_a_platform_still_connecting_is_not_checked_nor_restarted() -> Non
     unhealthy it would say it is; once connected, it is checked."""
     SlowConnectPlatform.checks = 0
     conductor = conductor_of(
-        slow=spec("slow_connect", failure_threshold=1, config={"connect_after": 1.0})
+        slow=quick_spec(
+            "slow_connect", failure_threshold=1, config={"connect_after": 1.0}
+        )
     )
     supervisor = Supervisor(conductor, rng=lambda: 1.0)
     async with conductor.session(), anyio.create_task_group() as group:
